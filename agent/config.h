@@ -1,0 +1,150 @@
+/*
+ * The agent's configuration: /etc/edgewarden/config.yaml (YAML or JSON, one
+ * schema) turned into a plain struct config the rest of the agent reads.
+ * Loading is two passes. libyaml's events become a jansson tree (plain
+ * scalars typed as YAML 1.2 core does, quoted scalars always strings;
+ * anchors, tags, duplicate keys and more than one document rejected; depth,
+ * size and string length bounded), then a validator walks the tree against
+ * the schema and collects every error with its path, such as
+ * "targets[0].probes[1].interval: must be > 0", so an operator fixes a file
+ * in one round. Unknown keys are errors, with a did-you-mean hint.
+ * Overrides stack file < environment < flags: config_apply_env() and
+ * config_set_option() apply the later layers. The module is pure: it never
+ * logs and never reads the environment on its own; the caller prints the
+ * errors it returns. The caller owns every struct config it is handed.
+ * docs/configuration.md is the reference for the schema.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "log.h"
+#include "probe.h"
+
+#define CONFIG_API_VERSION    "edgewarden.io/v1alpha1"
+#define CONFIG_KIND           "AgentConfig"
+#define CONFIG_DEFAULT_PATH   "/etc/edgewarden/config.yaml"
+#define CONFIG_DEFAULT_LISTEN "0.0.0.0:9808"
+
+/* Limits on the input; past them the load fails with an error that says so. */
+#define CONFIG_MAX_FILE_BYTES   (1024 * 1024)
+#define CONFIG_MAX_DEPTH        32
+#define CONFIG_MAX_STRING_BYTES 4096
+#define CONFIG_MAX_TARGETS      64
+#define CONFIG_MAX_PROBES       8
+#define CONFIG_MAX_DURATION_MS  (24ULL * 60 * 60 * 1000) /* every duration is ≤ 24h */
+#define CONFIG_MAX_RISE_FALL    1000
+#define CONFIG_MAX_RESTARTS     32 /* the health engine's restart ring, HEALTH_MAX_RESTARTS */
+#define CONFIG_MAX_ERRORS       64 /* after this many, one "too many errors" entry ends the list */
+
+enum config_probe_kind { CONFIG_PROBE_TDS, CONFIG_PROBE_PROCESS };
+
+/* One probe of a target. Every field is filled: what the file omits comes from
+ * the defaults section, and what that omits from the built-in defaults. */
+struct config_probe {
+    enum config_probe_kind kind;
+    char *name;                 /* owned; unique within its target; DNS label */
+    struct probe_timing timing; /* interval_ms > 0, 0 < timeout_ms ≤ interval_ms, rise, fall ≥ 1 */
+    /* process: D state for longer than this is a failure, 0 = never; tds: 0 */
+    uint64_t stuck_after_ms;
+};
+
+/* One engine to watch (static mode). Strings are owned and never NULL. */
+struct config_target {
+    char *name;                  /* unique; DNS label ([a-z0-9]([-a-z0-9]*[a-z0-9])?, ≤ 63) */
+    char *address;               /* host name or IP literal (no brackets) for the tds probe */
+    uint16_t port;               /* 1..65535 */
+    char *process_comm;          /* /proc/<pid>/comm of the engine, ≤ 15 bytes, never "" */
+    char *process_cgroup;        /* cgroup path fragment that must match, "" = any */
+    char *process_unit;          /* systemd unit that must own the process, "" = any */
+    struct config_probe *probes; /* owned array, 1..CONFIG_MAX_PROBES */
+    size_t n_probes;
+};
+
+/* The whole agent configuration. Strings are owned and never NULL. */
+struct config {
+    /* "" = not configured: after config_apply_env() (NODE_NAME) has had its
+     * turn, the agent fills in the host name. */
+    char *node_name;
+    enum log_level log_level;
+    enum log_format log_format;
+    char *listen; /* HOST:PORT or [v6]:PORT of the metrics server; "" = disabled */
+    uint64_t startup_grace_ms;
+    /* This many engine restarts within crash_loop_window_ms is a crash loop; 0 = off. */
+    unsigned crash_loop_restarts;
+    uint64_t crash_loop_window_ms;
+    struct config_target *targets; /* owned array, 1..CONFIG_MAX_TARGETS */
+    size_t n_targets;
+};
+
+/* One problem found while loading or overriding. path is NULL for problems of
+ * the document as a whole (I/O, YAML syntax with "line:column: " at the start
+ * of the message); otherwise a dotted path with [i] indexes into the document
+ * ("targets[0].probes[1].interval"), or the environment variable or flag name
+ * that carried a bad override. Both strings are owned by the list. */
+struct config_error {
+    char *path;
+    char *message;
+};
+
+/* A list of errors. Start it zeroed ({0}); loaders append to it, so one list
+ * can gather the errors of several steps. */
+struct config_errors {
+    struct config_error *items;
+    size_t n;
+};
+
+/* Release every entry and reset the list to empty. NULL-safe. */
+void config_errors_free(struct config_errors *errs);
+/* Write one "path: message" line per entry (just "message" when path is NULL).
+ * Returns 0 or -EIO. */
+int config_errors_print(const struct config_errors *errs, FILE *f);
+
+/* A new config holding the built-in defaults (what an empty-but-valid file,
+ * "apiVersion" and "kind" only, gives): one target "sqlserver" at
+ * 127.0.0.1:1433 with a tds and a process probe. NULL on allocation failure. */
+struct config *config_new_default(void);
+
+/* Parse and validate a document. On success *out is a new config and 0 is
+ * returned. Otherwise *out is NULL and the result is -EINVAL with every
+ * problem appended to errs (invalid content, including a document over
+ * CONFIG_MAX_FILE_BYTES), or -ENOMEM. text need not be NUL-terminated; it is
+ * borrowed. errs may be NULL when only the verdict matters. */
+int config_load_string(const char *text, size_t len, struct config **out,
+                       struct config_errors *errs);
+/* As config_load_string() on the contents of the file at path. An I/O failure
+ * returns its -errno and appends one path-less entry naming the file. */
+int config_load_file(const char *path, struct config **out, struct config_errors *errs);
+
+/* Apply the environment layer through get (getenv, or a stub in tests):
+ * NODE_NAME, EDGEWARDEN_LOG_LEVEL, EDGEWARDEN_LOG_FORMAT, EDGEWARDEN_LISTEN.
+ * An unset variable changes nothing; so does an empty one, except
+ * EDGEWARDEN_LISTEN="" which disables the metrics server. Valid values are
+ * applied even when another is invalid. The strings get returns are
+ * borrowed and not kept. Returns 0, -EINVAL with errors
+ * (path = the variable's name) appended to errs, or -ENOMEM. */
+int config_apply_env(struct config *c, const char *(*get)(const char *name),
+                     struct config_errors *errs);
+/* Apply one override by its document key: "nodeName", "log.level",
+ * "log.format" or "server.listen" — what the command-line flags set. origin
+ * (e.g. "--log-level") is the error path; value is borrowed. Returns 0,
+ * -EINVAL with an error appended (unknown key or bad value), or -ENOMEM. */
+int config_set_option(struct config *c, const char *key, const char *value, const char *origin,
+                      struct config_errors *errs);
+
+/* Split a listen address ("0.0.0.0:9808", "[::1]:9808", "localhost:9808")
+ * into host (without brackets, NUL-terminated) and port (1..65535; 0 is
+ * refused). Returns 0, -EINVAL when s is not HOST:PORT, or -ENAMETOOLONG when
+ * host_size is too small. */
+int config_parse_listen(const char *s, char *host, size_t host_size, uint16_t *port);
+
+/* "tds" or "process". */
+const char *config_probe_kind_name(enum config_probe_kind kind);
+
+/* A new deep copy, or NULL on allocation failure (or when c is NULL). */
+struct config *config_dup(const struct config *c);
+/* Release c and everything it owns. NULL-safe. */
+void config_free(struct config *c);
