@@ -1,8 +1,9 @@
 /*
  * The probe runner. Each probe owns two timers: `schedule` fires the next
  * check, `deadline` ends a check that runs too long. A check is started only
- * when none is in flight and the next is armed only from its completion, so a
- * slow engine cannot pile up connections. The runner measures latency itself
+ * when none is in flight and the next is armed only from its completion —
+ * interval_ms after the previous start — so a slow engine cannot pile up
+ * connections and the detection time stays bounded by fall x interval + timeout. The runner measures latency itself
  * when the kind did not, and is the one place that turns a timeout into a
  * result. Closing is two-sided: the runner's timers and the kind's handles
  * close independently and the probe is freed when both sides are done.
@@ -184,8 +185,16 @@ void probe_complete(struct probe *p, struct probe_result *r) {
         r->latency_us = (uv_hrtime() - p->check_started_ns) / 1000;
     r->unsolicited = false;
     uv_update_time(p->loop);
-    if (p->running && !p->closing)
-        uv_timer_start(&p->schedule, on_schedule, p->timing.interval_ms, 0);
+    if (p->running && !p->closing) {
+        /* Checks start every interval_ms, counted from the previous start, so
+         * detection takes at most fall x interval + timeout; a check that ran
+         * past the interval (only possible with timeout > interval) is
+         * followed at once — never overlapped. */
+        uint64_t elapsed_ms = (uv_hrtime() - p->check_started_ns) / 1000000;
+        uint64_t delay_ms =
+            elapsed_ms >= p->timing.interval_ms ? 0 : p->timing.interval_ms - elapsed_ms;
+        uv_timer_start(&p->schedule, on_schedule, delay_ms, 0);
+    }
     deliver(p, r);
 }
 

@@ -2,8 +2,8 @@
  * The probe interface: every probe kind (tds, process, ...) is a small ops
  * table plus a timing policy held in data, as keepalived's checkers are. The
  * runner in probe.c owns scheduling — a random start jitter, one check at a
- * time, the per-check timeout, and re-arming only after a check completes, so
- * checks never overlap. A kind only knows how to run one check and how to
+ * time, the per-check timeout, and re-arming only after a check completes
+ * (interval_ms after its start), so checks never overlap. A kind only knows how to run one check and how to
  * abandon it. Results flow to one callback per probe; the health engine
  * turns them into target state. A kind embeds struct probe in its own struct
  * and finds itself again with container_of.
@@ -51,7 +51,7 @@ struct probe_result {
 };
 
 struct probe_timing {
-    uint64_t interval_ms; /* completion of one check -> start of the next */
+    uint64_t interval_ms; /* start of one check -> start of the next (never overlapping) */
     uint64_t timeout_ms;  /* a check still running after this is a timeout */
     uint64_t jitter_ms;   /* first check after a random delay in [0, jitter_ms] */
     unsigned rise;        /* consecutive successes that make the probe pass */
