@@ -4,7 +4,7 @@
 1. FreeTDS (tsql) gets past PRELOGIN: its TDSDUMP shows the reply received and
    decoded, and a LOGIN7 sent and refused with error 18456.
 2. tshark's TDS dissector decodes our PRELOGIN request and the stand-in's reply
-   (and the agent's own probe when `$EDGEWARDEN probe tds` works) with version
+   (and the agent's own probe, `$EDGEWARDEN probe tds`) with version
    and encryption fields and no malformed or error-severity expert items.
 3. Every failure mode, seen through a raw socket and /proc.
 
@@ -122,7 +122,6 @@ def tdsdump_packets(text):
     return [(d, bytes(b)) for d, b in packets]
 
 
-@unittest.skipUnless(shutil.which("tsql"), "FreeTDS tsql not installed")
 class FreeTDSTest(StandInCase):
     def test_tsql_gets_past_prelogin(self):
         s = self.start(encryption="not_supported")
@@ -222,27 +221,15 @@ PI_WARN = 0x00600000  # epan/proto.h: expert severities
 PI_ERROR = 0x00800000
 
 
-@unittest.skipUnless(shutil.which("tshark"), "tshark not installed")
 class TsharkTest(StandInCase):
-    def try_agent_probe(self, s):
-        """The agent's own PRELOGIN exchange, when its probe command exists."""
+    def agent_probe(self, s):
+        """The agent's own PRELOGIN exchange: `edgewarden probe tds --json`."""
         agent = os.environ.get("EDGEWARDEN")
-        if not agent or not os.access(agent, os.X_OK):
-            return None
-        try:
-            res = subprocess.run([agent, "probe", "tds", s.address, "--json"],
-                                 stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            sys.stderr.write("agent probe unavailable: %s\n" % e)
-            return None
-        try:
-            result = json.loads(res.stdout.decode().strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            result = None
-        if res.returncode != 0 or not isinstance(result, dict):
-            sys.stderr.write("agent probe unavailable (rc %d): %s\n"
-                             % (res.returncode, (res.stdout + res.stderr).decode()[-300:]))
-            return None
+        self.assertTrue(agent and os.access(agent, os.X_OK), "EDGEWARDEN must name the built agent")
+        res = subprocess.run([agent, "probe", "tds", s.address, "--json"],
+                             stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+        self.assertEqual(res.returncode, 0, (res.stdout + res.stderr).decode()[-300:])
+        result = json.loads(res.stdout.decode().strip().splitlines()[-1])
         sys.stderr.write("agent probe: %s\n" % json.dumps(result))
         return result
 
@@ -251,11 +238,11 @@ class TsharkTest(StandInCase):
         with tempfile.TemporaryDirectory() as d:
             with Capture(s.port, d) as cap:
                 ours = prelogin(s.host, s.port, encryption=ENCRYPT_OFF)
-                agent = self.try_agent_probe(s)
-                if shutil.which("tsql"):  # a LOGIN7 and the stand-in's refusal, too
-                    subprocess.run(["tsql", "-H", s.host, "-p", str(s.port), "-U", "sa",
-                                    "-P", "x"], stdin=subprocess.DEVNULL,
-                                   capture_output=True, timeout=10)
+                agent = self.agent_probe(s)
+                # a LOGIN7 and the stand-in's refusal, too
+                subprocess.run(["tsql", "-H", s.host, "-p", str(s.port), "-U", "sa",
+                                "-P", "x"], stdin=subprocess.DEVNULL,
+                               capture_output=True, timeout=10)
             self.assertEqual(ours["version"], VERSION)
             decode = ["tshark", "-r", cap.path, "-d", "tcp.port==%d,tds" % s.port]
             fields = subprocess.run(
@@ -290,7 +277,7 @@ class TsharkTest(StandInCase):
                     and r["tds.prelogin.option.version"]]
         replies = [r for r in rows if r["tds.type"] == "4" and r["tcp.srcport"] == port
                    and r["tds.prelogin.option.version"]]
-        expected = 1 + (agent is not None) + (shutil.which("tsql") is not None)
+        expected = 3  # our client, the agent, tsql
         self.assertEqual(len(requests), expected, msg)
         self.assertEqual(len(replies), expected, msg)
         for r in replies:
@@ -303,17 +290,15 @@ class TsharkTest(StandInCase):
             self.assertEqual(r["tds.prelogin.option.mars"], "0", msg)
         for r in requests:
             self.assertTrue(r["tds.prelogin.option.encryption"], msg)
-        if agent is not None:
-            # The agent decodes what tshark decodes. Sub-build is little-endian on
-            # the wire: SqlClient writes it so, tshark's
-            # tds.prelogin.option.subbuild reads it so.
-            self.assertEqual(agent.get("outcome"), "ok", agent)
-            self.assertEqual(agent.get("server_version"), VERSION,
-                             "agent decodes PRELOGIN VERSION differently from tshark "
-                             "(sub-build is little-endian): %s" % agent)
-        if shutil.which("tsql"):
-            errors = [r for r in rows if r["tds.error.number"]]
-            self.assertEqual([r["tds.error.number"] for r in errors], ["18456"], msg)
+        # The agent decodes what tshark decodes. Sub-build is little-endian on
+        # the wire: SqlClient writes it so, tshark's
+        # tds.prelogin.option.subbuild reads it so.
+        self.assertEqual(agent.get("outcome"), "ok", agent)
+        self.assertEqual(agent.get("server_version"), VERSION,
+                         "agent decodes PRELOGIN VERSION differently from tshark "
+                         "(sub-build is little-endian): %s" % agent)
+        errors = [r for r in rows if r["tds.error.number"]]
+        self.assertEqual([r["tds.error.number"] for r in errors], ["18456"], msg)
 
         self.assertIn("TDS7 pre-login message", text)
         self.assertIn("Pre-Login Message", text)
