@@ -1,6 +1,7 @@
 /*
- * Configuration loading. A document goes through two passes. The reader feeds
- * libyaml's events into a jansson tree: plain scalars are typed as the YAML
+ * Configuration loading. A document goes through two passes. The reader
+ * (agent/yaml_tree.c) turns libyaml's events into a jansson tree: plain
+ * scalars are typed as the YAML
  * 1.2 core schema types them (null, true/false, integers, floats), quoted
  * scalars stay strings, and what would make one file mean two things —
  * anchors and aliases, tags, duplicate keys, a second document — is refused.
@@ -22,9 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <yaml.h>
 
 #include "buf.h"
+#include "yaml_tree.h"
 
 #define MAX_SUGGEST_KEY_BYTES 64 /* longer unknown keys get no did-you-mean */
 #define MAX_SHOWN_KEY_BYTES   64 /* longer keys are cut short in paths */
@@ -204,421 +205,54 @@ static const char *path_str(const struct buf *path) {
 }
 
 /* ------------------------------------------------------------------------ */
-/* Pass one: YAML events -> jansson tree                                    */
-
-struct frame {
-    json_t *node;  /* borrowed from its parent, or owned when detached */
-    bool detached; /* a duplicate key's value: read, checked, then dropped */
-    char *key;     /* mapping: the key whose value is being read; NULL between entries */
-    size_t index;  /* sequence: index of the item being read */
-};
-
-struct reader {
-    struct ctx *x;
-    const char *text;
-    size_t len;
-    struct frame stack[CONFIG_MAX_DEPTH];
-    size_t depth;
-    json_t *root;
-    unsigned documents;
-    bool done;
-    struct buf path;
-};
-
-/* The path of the value being read, in r->path. */
-static const char *reader_path(struct reader *r) {
-    buf_reset(&r->path);
-    if (r->path.data)
-        r->path.data[0] = '\0';
-    for (size_t i = 0; i < r->depth; i++) {
-        const struct frame *f = &r->stack[i];
-        if (json_is_object(f->node)) {
-            if (f->key)
-                path_push_key(r->x, &r->path, f->key);
-        } else {
-            path_push_index(r->x, &r->path, f->index);
-        }
-    }
-    return path_str(&r->path);
-}
-
-/* libyaml marks are 0-based; people count from 1. */
-static void fail_at(struct reader *r, yaml_mark_t mark, const char *what) {
-    fail(r->x, NULL, "%zu:%zu: %s", mark.line + 1, mark.column + 1, what);
-}
-
-static void fail_syntax(struct reader *r, const yaml_parser_t *p) {
-    if (p->error == YAML_MEMORY_ERROR) {
-        r->x->oom = true;
-    } else if (p->error == YAML_READER_ERROR) {
-        /* The reader knows only a byte offset; count lines up to it. */
-        size_t line = 1, column = 1;
-        for (size_t i = 0; i < p->problem_offset && i < r->len; i++) {
-            if (r->text[i] == '\n') {
-                line++;
-                column = 1;
-            } else {
-                column++;
-            }
-        }
-        fail(r->x, NULL, "%zu:%zu: %s", line, column, p->problem ? p->problem : "unreadable input");
-    } else if (p->context) {
-        fail(r->x, NULL, "%zu:%zu: %s (%s at %zu:%zu)", p->problem_mark.line + 1,
-             p->problem_mark.column + 1, p->problem ? p->problem : "syntax error", p->context,
-             p->context_mark.line + 1, p->context_mark.column + 1);
-    } else {
-        fail(r->x, NULL, "%zu:%zu: %s", p->problem_mark.line + 1, p->problem_mark.column + 1,
-             p->problem ? p->problem : "syntax error");
-    }
-}
-
-static bool all_digits(const char *s, const char *digits) {
-    if (!*s)
-        return false;
-    for (; *s; s++)
-        if (!strchr(digits, *s))
-            return false;
-    return true;
-}
-
-/* YAML 1.2 core float: [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)? */
-static bool looks_float(const char *s) {
-    bool digits = false;
-    if (*s == '-' || *s == '+')
-        s++;
-    while (*s >= '0' && *s <= '9') {
-        s++;
-        digits = true;
-    }
-    if (*s == '.') {
-        s++;
-        while (*s >= '0' && *s <= '9') {
-            s++;
-            digits = true;
-        }
-    }
-    if (!digits)
-        return false;
-    if (*s == 'e' || *s == 'E') {
-        s++;
-        if (*s == '-' || *s == '+')
-            s++;
-        if (!(*s >= '0' && *s <= '9'))
-            return false;
-        while (*s >= '0' && *s <= '9')
-            s++;
-    }
-    return *s == '\0';
-}
-
-/* Type a plain scalar the way YAML 1.2's core schema does. A new reference;
- * NULL on allocation failure, or with *range set for an integer past int64. */
-static json_t *type_plain(const char *s, size_t len, bool *range) {
-    const char *digits = s;
-    int base = 10;
-
-    *range = false;
-    if (len == 0 || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
-        !strcmp(s, "NULL"))
-        return json_null();
-    if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE"))
-        return json_true();
-    if (!strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "FALSE"))
-        return json_false();
-    if (s[0] == '0' && s[1] == 'x' && all_digits(s + 2, "0123456789abcdefABCDEF")) {
-        digits = s + 2;
-        base = 16;
-    } else if (s[0] == '0' && s[1] == 'o' && all_digits(s + 2, "01234567")) {
-        digits = s + 2;
-        base = 8;
-    } else if ((s[0] == '-' || s[0] == '+') && all_digits(s + 1, "0123456789")) {
-        digits = s;
-    } else if (!all_digits(s, "0123456789")) {
-        digits = NULL;
-    }
-    if (digits) {
-        char *end;
-        long long v;
-        errno = 0;
-        v = strtoll(digits, &end, base);
-        if (errno == ERANGE) {
-            *range = true;
-            return NULL;
-        }
-        return json_integer(v);
-    }
-    if (looks_float(s)) {
-        double v = strtod(s, NULL);
-        if (v == v && v - v == 0) /* finite; an overflowing exponent stays a string */
-            return json_real(v);
-    }
-    return json_stringn_nocheck(s, len);
-}
-
-/* Hand a finished value to its parent. A mapping refuses a key it already
- * has; the value is then marked detached (containers) or dropped (scalars).
- * Steals value. Returns false when detached. */
-static bool reader_attach(struct reader *r, json_t *value) {
-    struct frame *top;
-
-    if (r->depth == 0) {
-        r->root = value;
-        return true;
-    }
-    top = &r->stack[r->depth - 1];
-    if (top->detached) {
-        json_decref(value);
-        return false;
-    }
-    if (json_is_array(top->node)) {
-        if (json_array_append_new(top->node, value) < 0)
-            r->x->oom = true;
-        return true;
-    }
-    if (json_object_get(top->node, top->key)) {
-        fail(r->x, reader_path(r), "duplicate key");
-        json_decref(value);
-        return false;
-    }
-    if (json_object_set_new_nocheck(top->node, top->key, value) < 0)
-        r->x->oom = true;
-    return true;
-}
-
-/* The parent moves on to its next entry once a value is complete. */
-static void reader_advance(struct reader *r) {
-    struct frame *top;
-    if (r->depth == 0)
-        return;
-    top = &r->stack[r->depth - 1];
-    if (json_is_array(top->node)) {
-        top->index++;
-    } else {
-        free(top->key);
-        top->key = NULL;
-    }
-}
-
-static bool reader_awaits_key(const struct reader *r) {
-    const struct frame *top = r->depth ? &r->stack[r->depth - 1] : NULL;
-    return top && json_is_object(top->node) && !top->key;
-}
-
-/* Anchors, aliases and tags would let one file say a thing two ways. */
-static bool reader_plain_node(struct reader *r, const yaml_char_t *anchor, const yaml_char_t *tag) {
-    if (anchor) {
-        fail(r->x, reader_path(r), "anchors and aliases are not supported");
-        return false;
-    }
-    if (tag) {
-        fail(r->x, reader_path(r), "tags are not supported");
-        return false;
-    }
-    return true;
-}
-
-static void reader_scalar(struct reader *r, const yaml_event_t *e) {
-    const char *value = (const char *)e->data.scalar.value;
-    size_t len = e->data.scalar.length;
-    json_t *node;
-    bool range;
-
-    if (reader_awaits_key(r)) {
-        /* A key is always a string, whatever it looks like. */
-        struct frame *top = &r->stack[r->depth - 1];
-        if (strlen(value) != len) {
-            fail_at(r, e->start_mark, "keys must not contain NUL bytes");
-            r->done = true;
-            return;
-        }
-        top->key = strdup(value);
-        if (!top->key) {
-            r->x->oom = true;
-            r->done = true;
-            return;
-        }
-        if (len > CONFIG_MAX_STRING_BYTES)
-            fail(r->x, reader_path(r), "key longer than %d bytes", CONFIG_MAX_STRING_BYTES);
-        reader_plain_node(r, e->data.scalar.anchor, e->data.scalar.tag);
-        return;
-    }
-    if (!reader_plain_node(r, e->data.scalar.anchor, e->data.scalar.tag)) {
-        node = json_null();
-    } else if (len > CONFIG_MAX_STRING_BYTES) {
-        fail(r->x, reader_path(r), "longer than %d bytes", CONFIG_MAX_STRING_BYTES);
-        node = json_null();
-    } else if (strlen(value) != len) {
-        fail(r->x, reader_path(r), "must not contain NUL bytes");
-        node = json_null();
-    } else if (e->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
-        node = type_plain(value, len, &range);
-        if (range) {
-            fail(r->x, reader_path(r), "integer out of range");
-            node = json_null();
-        }
-    } else {
-        node = json_stringn_nocheck(value, len);
-    }
-    if (!node) {
-        r->x->oom = true;
-        r->done = true;
-        return;
-    }
-    reader_attach(r, node);
-    reader_advance(r);
-}
-
-static void reader_open(struct reader *r, const yaml_event_t *e, bool mapping) {
-    const yaml_char_t *anchor =
-        mapping ? e->data.mapping_start.anchor : e->data.sequence_start.anchor;
-    const yaml_char_t *tag = mapping ? e->data.mapping_start.tag : e->data.sequence_start.tag;
-    struct frame *f;
-    json_t *node;
-    bool attached;
-
-    if (reader_awaits_key(r)) {
-        fail_at(r, e->start_mark, "keys must be strings, not a mapping or a list");
-        r->done = true;
-        return;
-    }
-    if (r->depth == CONFIG_MAX_DEPTH) {
-        char what[64];
-        snprintf(what, sizeof(what), "nested deeper than %d levels", CONFIG_MAX_DEPTH);
-        fail_at(r, e->start_mark, what);
-        r->done = true;
-        return;
-    }
-    reader_plain_node(r, anchor, tag);
-    node = mapping ? json_object() : json_array();
-    if (!node) {
-        r->x->oom = true;
-        r->done = true;
-        return;
-    }
-    /* Attach at once, so children's paths and duplicate checks see it. The
-     * extra reference survives a refused attach; when attached, the parent's
-     * reference is enough and the frame's pointer is borrowed. */
-    json_incref(node);
-    attached = reader_attach(r, node);
-    if (attached)
-        json_decref(node);
-    f = &r->stack[r->depth++];
-    f->node = node;
-    f->detached = !attached;
-    f->key = NULL;
-    f->index = 0;
-}
-
-static void reader_close(struct reader *r) {
-    struct frame *f = &r->stack[--r->depth];
-    free(f->key);
-    if (f->detached)
-        json_decref(f->node);
-    reader_advance(r);
-}
-
-static void reader_event(struct reader *r, const yaml_event_t *e) {
-    switch (e->type) {
-    case YAML_DOCUMENT_START_EVENT:
-        if (++r->documents > 1) {
-            fail_at(r, e->start_mark, "more than one document; a config is one YAML document");
-            r->done = true;
-        }
-        break;
-    case YAML_ALIAS_EVENT:
-        if (reader_awaits_key(r)) {
-            fail_at(r, e->start_mark, "keys must be strings, not aliases");
-            r->done = true;
-            break;
-        }
-        fail(r->x, reader_path(r), "anchors and aliases are not supported");
-        reader_attach(r, json_null());
-        reader_advance(r);
-        break;
-    case YAML_SCALAR_EVENT:
-        reader_scalar(r, e);
-        break;
-    case YAML_SEQUENCE_START_EVENT:
-        reader_open(r, e, false);
-        break;
-    case YAML_MAPPING_START_EVENT:
-        reader_open(r, e, true);
-        break;
-    case YAML_SEQUENCE_END_EVENT:
-    case YAML_MAPPING_END_EVENT:
-        reader_close(r);
-        break;
-    case YAML_STREAM_END_EVENT:
-        r->done = true;
-        break;
-    case YAML_NO_EVENT:
-    case YAML_STREAM_START_EVENT:
-    case YAML_DOCUMENT_END_EVENT:
-        break;
-    }
-}
+/* Pass one: YAML events -> jansson tree (agent/yaml_tree.c)                */
 
 /* Read text into a tree. A new reference, or NULL for an empty document or
- * after an error (then recorded in x). */
+ * after an error (then recorded in x). Problems the reader went on past are
+ * reported with their path, the rest with their line:column. */
 static json_t *read_tree(struct ctx *x, const char *text, size_t len) {
-    struct reader r = {.x = x, .text = text, .len = len};
-    yaml_parser_t parser;
-    json_t *root = NULL;
+    static const struct yaml_tree_options opts = {
+        .max_bytes = CONFIG_MAX_FILE_BYTES,
+        .max_depth = CONFIG_MAX_DEPTH,
+        .max_string_bytes = CONFIG_MAX_STRING_BYTES,
+        .max_errors = CONFIG_MAX_ERRORS + 1, /* one more makes fail() say "too many" */
+        .scalars = YAML_TREE_SCALARS_TYPED,
+        .report = YAML_TREE_ALL_ERRORS,
+        .document_name = "config",
+    };
+    struct yaml_tree_errors errs = {0};
+    json_t *root;
+    struct buf path;
+    int r;
 
-    buf_init(&r.path, 0);
-    if (!yaml_parser_initialize(&parser)) {
-        x->oom = true;
-        return NULL;
-    }
-    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-    while (!r.done && !x->oom) {
-        yaml_event_t e;
-        if (!yaml_parser_parse(&parser, &e)) {
-            fail_syntax(&r, &parser);
-            break;
+    buf_init(&path, 0);
+    r = yaml_tree_read(text, len, &opts, &root, &errs);
+    for (size_t i = 0; i < errs.n; i++) {
+        const struct yaml_tree_error *e = &errs.items[i];
+        if (e->recovered) {
+            path_pop(&path, 0);
+            for (size_t k = 0; k < e->path_len; k++) {
+                if (e->path[k].key)
+                    path_push_key(x, &path, e->path[k].key);
+                else
+                    path_push_index(x, &path, e->path[k].index);
+            }
+            fail(x, path_str(&path), "%s", e->message);
+        } else if (e->line) {
+            fail(x, NULL, "%zu:%zu: %s", e->line, e->column, e->message);
+        } else {
+            fail(x, NULL, "%s", e->message);
         }
-        reader_event(&r, &e);
-        yaml_event_delete(&e);
     }
-    /* Unwind what an early stop left open. */
-    while (r.depth > 0) {
-        struct frame *f = &r.stack[--r.depth];
-        free(f->key);
-        if (f->detached)
-            json_decref(f->node);
-    }
-    yaml_parser_delete(&parser);
-    buf_free(&r.path);
-    if (x->count || x->oom)
-        json_decref(r.root);
-    else
-        root = r.root;
+    if (r == -ENOMEM)
+        x->oom = true;
+    yaml_tree_errors_free(&errs);
+    buf_free(&path);
     return root;
 }
 
 /* ------------------------------------------------------------------------ */
 /* Values                                                                   */
-
-static const char *type_name(const json_t *v) {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "a mapping";
-    case JSON_ARRAY:
-        return "a list";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-        return "an integer";
-    case JSON_REAL:
-        return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    case JSON_NULL:
-        return "null";
-    }
-    return "a value";
-}
 
 /* Go style without the zero parts: "500ms", "2s", "1m30s", "1.5s", "24h". */
 static void format_duration(uint64_t ms, char *out, size_t size) {
@@ -706,7 +340,7 @@ static int parse_duration(const char *s, uint64_t *out_ms, char *why, size_t why
         if (unit_len == 0) {
             if (*p)
                 goto syntax;
-            if (all_digits(s, "0123456789"))
+            if (s[strspn(s, "0123456789")] == '\0')
                 snprintf(why, why_size, "missing unit in duration (write \"%sms\")", s);
             else
                 snprintf(why, why_size, "missing unit in duration");
@@ -776,7 +410,7 @@ static bool want_duration(struct ctx *x, const struct buf *path, const json_t *v
         }
     } else {
         fail(x, path_str(path), "must be a duration (like \"2s\") or integer milliseconds, not %s",
-             type_name(v));
+             yaml_tree_type_name(v));
         return false;
     }
     if (ms < min_ms) {
@@ -796,7 +430,7 @@ static bool want_uint(struct ctx *x, const struct buf *path, const json_t *v, lo
     json_int_t i;
 
     if (!json_is_integer(v)) {
-        fail(x, path_str(path), "must be an integer, not %s", type_name(v));
+        fail(x, path_str(path), "must be an integer, not %s", yaml_tree_type_name(v));
         return false;
     }
     i = json_integer_value(v);
@@ -817,7 +451,7 @@ static bool want_uint(struct ctx *x, const struct buf *path, const json_t *v, lo
 
 static bool want_string(struct ctx *x, const struct buf *path, const json_t *v, const char **out) {
     if (!json_is_string(v)) {
-        fail(x, path_str(path), "must be a string, not %s", type_name(v));
+        fail(x, path_str(path), "must be a string, not %s", yaml_tree_type_name(v));
         return false;
     }
     *out = json_string_value(v);
@@ -826,7 +460,7 @@ static bool want_string(struct ctx *x, const struct buf *path, const json_t *v, 
 
 static bool want_object(struct ctx *x, const struct buf *path, const json_t *v) {
     if (!json_is_object(v)) {
-        fail(x, path_str(path), "must be a mapping, not %s", type_name(v));
+        fail(x, path_str(path), "must be a mapping, not %s", yaml_tree_type_name(v));
         return false;
     }
     return true;
@@ -1327,7 +961,7 @@ static void read_target(struct ctx *x, struct buf *path, const json_t *obj, stru
     if (!(v = member(obj, "probes"))) {
         default_probes(x, t, tds, process);
     } else if (!json_is_array(v)) {
-        fail(x, path_str(path), "must be a list, not %s", type_name(v));
+        fail(x, path_str(path), "must be a list, not %s", yaml_tree_type_name(v));
     } else if (json_array_size(v) == 0) {
         fail(x, path_str(path), "must not be empty (omit it for a tds and a process probe)");
     } else if (json_array_size(v) > CONFIG_MAX_PROBES) {
@@ -1353,7 +987,7 @@ static void read_targets(struct ctx *x, struct buf *path, const json_t *v, struc
 
     if (v) {
         if (!json_is_array(v)) {
-            fail(x, path_str(path), "must be a list, not %s", type_name(v));
+            fail(x, path_str(path), "must be a list, not %s", yaml_tree_type_name(v));
             return;
         }
         n = json_array_size(v);
@@ -1491,7 +1125,7 @@ static void read_config(struct ctx *x, const json_t *root, struct config *c) {
 
     buf_init(&path, 0);
     if (!json_is_object(root)) {
-        fail(x, NULL, "the document must be a mapping, not %s", type_name(root));
+        fail(x, NULL, "the document must be a mapping, not %s", yaml_tree_type_name(root));
         goto out;
     }
     saved = path_push_key(x, &path, "apiVersion");
@@ -1585,10 +1219,6 @@ int config_load_string(const char *text, size_t len, struct config **out,
     json_t *root;
 
     *out = NULL;
-    if (len > CONFIG_MAX_FILE_BYTES) {
-        fail(&x, NULL, "the document is larger than %d bytes", CONFIG_MAX_FILE_BYTES);
-        return x.oom ? -ENOMEM : -EINVAL;
-    }
     root = read_tree(&x, text, len);
     if (!root && !x.count && !x.oom)
         fail(&x, NULL, "the document is empty; it needs at least apiVersion and kind");

@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "text.h"
+
 static const char *const state_names[HEALTH_STATE_COUNT] = {
     [HEALTH_STARTING] = "starting", [HEALTH_HEALTHY] = "healthy", [HEALTH_SUSPECT] = "suspect",
     [HEALTH_FAILED] = "failed",     [HEALTH_UNKNOWN] = "unknown",
@@ -75,22 +77,6 @@ static uint64_t add_saturating(uint64_t a, uint64_t b) {
     return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
 
-/* Cut s (of length len) so that it does not end inside a UTF-8 sequence. */
-static void utf8_trim_tail(char *s, size_t len) {
-    size_t lead = len;
-    size_t back = 0;
-    while (lead > 0 && back < 4 && ((unsigned char)s[lead - 1] & 0xC0) == 0x80) {
-        lead--;
-        back++;
-    }
-    if (lead == 0)
-        return;
-    unsigned char c = (unsigned char)s[lead - 1];
-    size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-    if (need > 1 && back + 1 < need)
-        s[lead - 1] = '\0';
-}
-
 /* Append to a bounded message; silently stops at the bound. */
 struct message {
     char text[HEALTH_MESSAGE_MAX];
@@ -110,7 +96,7 @@ __attribute__((format(printf, 2, 3))) static void message_add(struct message *m,
     m->len += (size_t)n;
     if (m->len >= sizeof(m->text) - 1) {
         m->len = sizeof(m->text) - 1;
-        utf8_trim_tail(m->text, m->len);
+        text_utf8_trim_tail(m->text, m->len);
         m->len = strlen(m->text);
     }
 }
@@ -333,7 +319,7 @@ static void set_detail(struct health_probe *p, const char *detail) {
     if (len)
         memcpy(p->detail, detail, len);
     p->detail[len] = '\0';
-    utf8_trim_tail(p->detail, len);
+    text_utf8_trim_tail(p->detail, len);
 }
 
 bool health_observe(struct health_target *t, size_t probe_index, enum probe_outcome outcome,
