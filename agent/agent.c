@@ -94,6 +94,8 @@ struct agent {
     uint64_t last_tick_ms;
     uint64_t start_wall_ms;
     uint64_t start_mono_ms;
+    bool handles_open; /* signals and tick initialised */
+    bool notify_open;
     bool ready;
     bool stopping;
     int exit_code;
@@ -745,11 +747,14 @@ static void stop(struct agent *a) {
         httpd_close(a->httpd, NULL, NULL);
         a->httpd = NULL;
     }
-    uv_close((uv_handle_t *)&a->sighup, on_closed_handle);
-    uv_close((uv_handle_t *)&a->sigterm, on_closed_handle);
-    uv_close((uv_handle_t *)&a->sigint, on_closed_handle);
-    uv_close((uv_handle_t *)&a->tick, on_closed_handle);
-    notify_close(&a->notify, NULL);
+    if (a->handles_open) {
+        uv_close((uv_handle_t *)&a->sighup, on_closed_handle);
+        uv_close((uv_handle_t *)&a->sigterm, on_closed_handle);
+        uv_close((uv_handle_t *)&a->sigint, on_closed_handle);
+        uv_close((uv_handle_t *)&a->tick, on_closed_handle);
+    }
+    if (a->notify_open)
+        notify_close(&a->notify, NULL);
 }
 
 static void on_signal(uv_signal_t *s, int signum) {
@@ -786,15 +791,19 @@ static int agent_start(struct agent *a) {
     int r;
     a->start_wall_ms = wall_ms();
     a->start_mono_ms = now_ms(a);
-    if ((r = metrics_setup(a)) < 0)
-        return log_error_errno(r, "metrics registry");
-    if ((r = notify_init(&a->notify, a->loop)) < 0)
-        return log_error_errno(r, "sd_notify");
+    /* The loop's own handles first: stop() closes them on every exit path.
+     * Initialising a signal or timer handle does not fail on Linux. */
     uv_signal_init(a->loop, &a->sighup);
     uv_signal_init(a->loop, &a->sigterm);
     uv_signal_init(a->loop, &a->sigint);
     uv_timer_init(a->loop, &a->tick);
     a->sighup.data = a->sigterm.data = a->sigint.data = a->tick.data = a;
+    a->handles_open = true;
+    if ((r = notify_init(&a->notify, a->loop)) < 0)
+        return log_error_errno(r, "sd_notify");
+    a->notify_open = true;
+    if ((r = metrics_setup(a)) < 0)
+        return log_error_errno(r, "metrics registry");
     uv_signal_start(&a->sighup, on_signal, SIGHUP);
     uv_signal_start(&a->sigterm, on_signal, SIGTERM);
     uv_signal_start(&a->sigint, on_signal, SIGINT);

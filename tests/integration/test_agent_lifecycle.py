@@ -117,6 +117,19 @@ class Lifecycle(unittest.TestCase):
         self.assertEqual({p["kind"] for p in st["targets"][0]["probes"]}, {"tds", "process"})
         a.stop()
 
+    def test_listen_in_use_fails_cleanly(self):
+        # Start-up that fails half-way (the HTTP port is taken) exits 1 with a
+        # line that says what to do, and closes what it opened (valgrind-clean).
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen(1)
+            listen = "127.0.0.1:%d" % busy.getsockname()[1]
+            a = Agent(self.config(["sql"]), args=["--listen", listen], listen=listen)
+            a.start(wait_ready=False)
+            a.proc.wait(timeout=10 * SLOW)  # it exits by itself
+            self.assertEqual(a.stop(expect_code=1), 1)
+            self.assertIn("cannot serve HTTP on " + listen, a.log_text())
+
     def test_env_overrides(self):
         a = Agent(self.config(["sql"]), listen=self.listen, env={"NODE_NAME": "from-env"})
         # The file names a node; the environment wins over the file.
