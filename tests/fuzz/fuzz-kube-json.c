@@ -1,0 +1,169 @@
+/*
+ * libFuzzer target for the Kubernetes JSON codec: the same bytes are read as
+ * a watch event line, a list, a Node, a Pod and a Status, and as a label
+ * selector. Whatever parses is used the way the reporter would: a watch
+ * event's object and a list's items are parsed as Pods and Nodes, a Node's
+ * taints go through the taint edit with an effect taken from the input and
+ * the result is written as a merge patch, twice, to check that the second
+ * edit reports no change. Every outcome must be consistent (a failure leaves
+ * nothing allocated and says why; a success has the fields its contract
+ * promises) and everything is freed. The input is copied into its own
+ * allocation so ASan catches a read past its end.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kube_json.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void check_error(int r, const struct kube_json_error *err) {
+    if (r == -EBADMSG && (!err->field || !err->problem))
+        abort();
+    if (r != 0 && r != -EBADMSG && r != -ENOMEM)
+        abort();
+}
+
+static void taints_round_trip(const struct kube_json_node *n, unsigned pick) {
+    static const enum policy_taint effects[] = {POLICY_TAINT_NONE, POLICY_TAINT_NOSCHEDULE,
+                                                POLICY_TAINT_NOEXECUTE};
+    enum policy_taint desired = effects[pick % 3];
+    struct kube_json_taint *out = calloc(n->n_taints + 1, sizeof(*out));
+    struct kube_json_taint *again = calloc(n->n_taints + 1, sizeof(*again));
+    size_t n_out = 0, n_again = 0, ours = 0;
+    bool changed, changed_again;
+    char *patch = NULL;
+    int r;
+
+    if (!out || !again)
+        goto done;
+    r = kube_json_taints_edit(n->taints, n->n_taints, desired, 1714644000, out, n->n_taints + 1,
+                              &n_out, &changed);
+    if (r < 0)
+        abort();
+    for (size_t i = 0; i < n_out; i++)
+        ours += !strcmp(out[i].key, POLICY_TAINT_KEY);
+    if (ours != (desired != POLICY_TAINT_NONE))
+        abort();
+    if (n_out + ours < n->n_taints && !changed)
+        abort();
+    r = kube_json_taints_edit(out, n_out, desired, 1714644001, again, n_out + 1, &n_again,
+                              &changed_again);
+    if (r < 0 || changed_again || n_again != n_out)
+        abort();
+    r = kube_json_taints_patch(out, n_out, "1", &patch);
+    if (r != 0 && r != -ENOMEM) {
+        /* Only a string the parser accepted but the builder refuses: never. */
+        abort();
+    }
+    free(patch);
+done:
+    free(out);
+    free(again);
+}
+
+static void as_pod(const json_t *obj) {
+    struct kube_json_pod p;
+    struct kube_json_error err = {0};
+    int r = kube_json_pod_from_json(obj, &p, &err);
+
+    check_error(r, &err);
+    if (r == 0 && (!p.meta.name[0] || p.labels.n > KUBE_JSON_MAX_ENTRIES))
+        abort();
+    if (r < 0 && (p.labels.items || p.conditions))
+        abort();
+    kube_json_pod_free(&p);
+}
+
+static void as_node(const json_t *obj, unsigned pick) {
+    struct kube_json_node n;
+    struct kube_json_error err = {0};
+    int r = kube_json_node_from_json(obj, &n, &err);
+
+    check_error(r, &err);
+    if (r == 0) {
+        if (!n.meta.name[0] || n.n_taints > KUBE_JSON_MAX_ENTRIES)
+            abort();
+        taints_round_trip(&n, pick);
+    } else if (n.taints || n.conditions) {
+        abort();
+    }
+    kube_json_node_free(&n);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    char *text = malloc(size ? size : 1);
+    unsigned pick = size ? data[size - 1] : 0;
+    struct kube_json_error err = {0};
+    struct kube_json_watch_event ev;
+    struct kube_json_list list;
+    struct kube_json_status st;
+    struct kube_json_pod p;
+    struct kube_json_node n;
+    int r;
+
+    if (!text)
+        return 0;
+    memcpy(text, data, size);
+
+    r = kube_json_watch_event_parse(text, size, &ev, &err);
+    check_error(r, &err);
+    if (r == 0) {
+        if (!ev.object || (ev.type == KUBE_JSON_BOOKMARK && !ev.resource_version[0]) ||
+            (ev.relist && ev.status.code != 410))
+            abort();
+        as_pod(ev.object);
+        as_node(ev.object, pick);
+    } else if (ev.object) {
+        abort();
+    }
+    kube_json_watch_event_free(&ev);
+
+    r = kube_json_list_parse(text, size, &list, &err);
+    check_error(r, &err);
+    if (r == 0) {
+        for (size_t i = 0; i < list.n_items && i < 16; i++) {
+            as_pod(json_array_get(list.items, i));
+            as_node(json_array_get(list.items, i), pick + (unsigned)i);
+        }
+    } else if (list.root) {
+        abort();
+    }
+    kube_json_list_free(&list);
+
+    r = kube_json_node_parse(text, size, &n, &err);
+    check_error(r, &err);
+    if (r == 0)
+        taints_round_trip(&n, pick >> 2);
+    kube_json_node_free(&n);
+
+    r = kube_json_pod_parse(text, size, &p, &err);
+    check_error(r, &err);
+    kube_json_pod_free(&p);
+
+    r = kube_json_status_parse(text, size, &st, &err);
+    check_error(r, &err);
+    if (r == 0 && (st.code < 0 || st.code > 999 || st.retry_after_seconds < 0))
+        abort();
+
+    /* The same bytes as a selector (up to the first NUL), formatted back,
+     * parsed again and applied to no labels. */
+    {
+        char *sel_text = strndup(text, size > 4096 ? 4096 : size);
+        struct kube_json_selector sel, again;
+        char canonical[KUBE_JSON_URL_SIZE * 4];
+
+        if (sel_text && kube_json_selector_parse(sel_text, &sel, &err) == 0) {
+            if (kube_json_selector_format(&sel, false, canonical, sizeof(canonical)) != 0)
+                abort();
+            if (kube_json_selector_parse(canonical, &again, &err) != 0 || again.n != sel.n)
+                abort();
+            (void)kube_json_labels_match(NULL, &sel);
+        }
+        free(sel_text);
+    }
+    free(text);
+    return 0;
+}
