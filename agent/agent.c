@@ -298,11 +298,26 @@ static void update_notify_status(struct agent *a) {
     buf_free(&b);
 }
 
+/* Every change of a target's health goes out from here once: a new state, or
+ * a new reason within the same state (from == to), such as a failed engine
+ * that now crash-loops — that one changes what the cluster must do. */
 static void on_transition(struct agent *a, struct agent_target *t,
                           const struct health_transition *tr) {
-    t->since_wall_ms = to_wall_ms(a, tr->at_ms);
     const char *from = health_state_name(tr->from);
     const char *to = health_state_name(tr->to);
+    if (tr->from == tr->to) {
+        struct log_field f[] = {
+            {"target", t->name},
+            {"state", to},
+            {"reason", tr->reason},
+            {"node", a->config->node_name},
+        };
+        log_fields(tr->to == HEALTH_FAILED ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, 0, f,
+                   sizeof(f) / sizeof(f[0]), "target %s still %s, reason now %s: %s", t->name, to,
+                   tr->reason, tr->message);
+        return;
+    }
+    t->since_wall_ms = to_wall_ms(a, tr->at_ms);
     struct log_field fields[] = {
         {"target", t->name},
         {"from", from},
@@ -317,6 +332,20 @@ static void on_transition(struct agent *a, struct agent_target *t,
     metric_add(a->m.transitions, lv, 1);
     metrics_target_state(a, t);
     update_notify_status(a);
+}
+
+/* After a health call that reported no transition: a new reason within a
+ * failed state still goes out (health reports state changes only). */
+static void check_reason(struct agent *a, struct agent_target *t, const char *reason_before,
+                         uint64_t now) {
+    const struct health_target *h = &t->health;
+    if (h->state != HEALTH_FAILED || !h->reason || !reason_before ||
+        strcmp(h->reason, reason_before) == 0)
+        return;
+    struct health_transition tr = {
+        .from = h->state, .to = h->state, .reason = h->reason, .at_ms = now};
+    snprintf(tr.message, sizeof(tr.message), "%s", h->message);
+    on_transition(a, t, &tr);
 }
 
 static void on_probe_result(struct probe *p, const struct probe_result *r) {
@@ -346,17 +375,25 @@ static void on_probe_result(struct probe *p, const struct probe_result *r) {
                    r->detail[0] ? ": " : "", r->detail);
     }
 
+    const char *reason_before = t->health.reason;
+    bool changed = false;
     if (r->restarted) {
         const char *tv[] = {t->name};
         metric_add(a->m.restarts, tv, 1);
         struct log_field f[] = {{"target", t->name}, {"probe", ap->name}};
         log_fields(LOG_LEVEL_INFO, 0, f, 2, "target %s: engine restarted, new pid %d", t->name,
                    r->pid);
-        if (health_restart(&t->health, now, &tr))
+        if (health_restart(&t->health, now, &tr)) {
             on_transition(a, t, &tr);
+            changed = true;
+        }
     }
-    if (health_observe(&t->health, ap->health_index, r->outcome, r->detail, now, &tr))
+    if (health_observe(&t->health, ap->health_index, r->outcome, r->detail, now, &tr)) {
         on_transition(a, t, &tr);
+        changed = true;
+    }
+    if (!changed)
+        check_reason(a, t, reason_before, now);
 }
 
 /* ---- targets ----------------------------------------------------------- */
@@ -384,7 +421,8 @@ static struct probe *make_probe(struct agent *a, const struct config_target *ct,
         .comm = ct->process_comm,
         .cgroup = ct->process_cgroup && ct->process_cgroup[0] ? ct->process_cgroup : NULL,
         .unit = ct->process_unit && ct->process_unit[0] ? ct->process_unit : NULL,
-        .stuck_after_ms = cp->stuck_after_ms,
+        /* 0 in the config turns the check off; the probe reads 0 as "default". */
+        .stuck_after_ms = cp->stuck_after_ms ? cp->stuck_after_ms : UINT64_MAX,
     };
     return process_probe_new(a->loop, cp->name, &m, &cp->timing);
 }
@@ -417,7 +455,8 @@ static int target_start(struct agent *a, struct config_target *ct) {
         if (idx < 0) {
             free(ap->name);
             ap->name = NULL;
-            goto nomem;
+            target_free(t);
+            return idx;
         }
         ap->health_index = (size_t)idx;
         t->n_probes++;
@@ -713,8 +752,17 @@ static void reload(struct agent *a) {
     }
     config_free(old);
     if (listen_changed) {
-        if (a->httpd)
+        if (a->httpd) {
+            /* The counter is cumulative across servers: take the old one's
+             * last requests, then count the new one from zero. */
+            struct httpd_stats st;
+            httpd_get_stats(a->httpd, &st);
+            if (st.requests > a->m.http_requests_seen)
+                metric_add(a->m.http_requests, NULL,
+                           (double)(st.requests - a->m.http_requests_seen));
             httpd_close(a->httpd, NULL, NULL);
+        }
+        a->m.http_requests_seen = 0;
         a->httpd = new_httpd;
         log_info("serving HTTP on %s", a->config->listen[0] ? a->config->listen : "(disabled)");
     }
@@ -780,9 +828,15 @@ static void on_tick(uv_timer_t *timer) {
     a->last_tick_ms = now;
     a->tick_expected_ms = now + TICK_INTERVAL_MS;
     struct health_transition tr;
-    for (struct agent_target *t = a->targets; t; t = t->next)
-        if (!t->removing && health_tick(&t->health, now, &tr))
+    for (struct agent_target *t = a->targets; t; t = t->next) {
+        if (t->removing)
+            continue;
+        const char *reason_before = t->health.reason;
+        if (health_tick(&t->health, now, &tr))
             on_transition(a, t, &tr);
+        else
+            check_reason(a, t, reason_before, now);
+    }
 }
 
 /* ---- main -------------------------------------------------------------- */

@@ -575,7 +575,8 @@ int config_parse_listen(const char *s, char *host, size_t host_size, uint16_t *p
         if (!colon || strchr(colon + 1, ':'))
             return -EINVAL;
         host_len = (size_t)(colon - s);
-        if (!is_ip(AF_INET, h, host_len) && !is_host_name(h, host_len))
+        /* The server binds what it is given and resolves no names. */
+        if (!is_ip(AF_INET, h, host_len))
             return -EINVAL;
     }
     p = colon + 1;

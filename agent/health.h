@@ -45,7 +45,7 @@
 
 #define HEALTH_MAX_PROBES 8
 /* Probe names are at most HEALTH_PROBE_NAME_MAX - 1 bytes. */
-#define HEALTH_PROBE_NAME_MAX 32
+#define HEALTH_PROBE_NAME_MAX 64 /* a DNS label (63) fits, as config allows */
 /* The ring of restart times; crash_loop_restarts above it is clamped. */
 #define HEALTH_MAX_RESTARTS 32
 #define HEALTH_MESSAGE_MAX  192

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef container_of
@@ -273,8 +274,15 @@ static void conn_respond(struct conn *c, int status, const char *content_type, s
     c->close_after_write = !keep_alive || s->closing;
 
     buf_reset(&c->head);
-    int r = buf_printf(&c->head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n", status,
-                       http_status_reason(status),
+    /* RFC 9110 6.6.1: a server with a clock sends Date (IMF-fixdate, GMT).
+     * strftime's %a/%b are English: the agent never calls setlocale(). */
+    char date[40];
+    struct tm tm;
+    time_t now = time(NULL);
+    gmtime_r(&now, &tm);
+    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    int r = buf_printf(&c->head, "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\n", status,
+                       http_status_reason(status), date,
                        content_type ? content_type : "text/plain; charset=utf-8");
     if (r == 0 && status != 204)
         r = buf_printf(&c->head, "Content-Length: %zu\r\n", no_body ? 0 : body->len);

@@ -171,6 +171,24 @@ out:
     buf_free(&b);
 }
 
+/* A JSON string of text that may come from outside (a path, a peer's bytes):
+ * when it is not valid UTF-8, bytes above 0x7f become '?', so the line is
+ * never lost. */
+static json_t *json_text(const char *s) {
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    char *copy = strdup(s);
+    if (!copy)
+        return NULL;
+    for (char *p = copy; *p; p++)
+        if ((unsigned char)*p >= 0x80)
+            *p = '?';
+    j = json_string(copy);
+    free(copy);
+    return j;
+}
+
 static void emit_json(enum log_level level, int error, const struct log_field *fields,
                       size_t n_fields, const char *msg) {
     char ts[48];
@@ -180,9 +198,9 @@ static void emit_json(enum log_level level, int error, const struct log_field *f
         return;
     json_object_set_new(o, "ts", json_string(ts));
     json_object_set_new(o, "level", json_string(log_level_name(level)));
-    json_object_set_new(o, "msg", json_stringn_nocheck(msg, strlen(msg)));
+    json_object_set_new(o, "msg", json_text(msg));
     for (size_t i = 0; i < n_fields; i++)
-        json_object_set_new(o, fields[i].key, json_string(fields[i].value ? fields[i].value : ""));
+        json_object_set_new(o, fields[i].key, json_text(fields[i].value ? fields[i].value : ""));
     if (error)
         json_object_set_new(o, "errno", json_integer(-error));
     char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);

@@ -103,7 +103,8 @@ int probe_init(struct probe *p, uv_loop_t *loop, const struct probe_ops *ops, co
                const struct probe_timing *timing);
 
 /* Start checking: the first check after a random delay in [0, jitter_ms], then
- * every interval_ms after the previous check completed. */
+ * every interval_ms counted from the previous check's start, never before the
+ * previous check completed. */
 int probe_start(struct probe *p, probe_result_cb cb, void *data);
 /* Run one check now and do not re-arm (CLI "probe"). */
 int probe_check_once(struct probe *p, probe_result_cb cb, void *data);

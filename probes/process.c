@@ -269,6 +269,7 @@ static void adopt_engine(struct process_probe *pp, const struct procfs_engine *f
     if (pp->ever_known && !refinement) {
         pp->restarts++;
         r->restarted = true;
+        r->pid = st->pid; /* even when it is gone again before the result is assessed */
     }
     drop_watch(pp);
     pp->engine = *st;

@@ -130,6 +130,16 @@ class Lifecycle(unittest.TestCase):
             self.assertEqual(a.stop(expect_code=1), 1)
             self.assertIn("cannot serve HTTP on " + listen, a.log_text())
 
+    def test_long_probe_name(self):
+        # Any name the config accepts (a DNS label, up to 63 bytes) must run.
+        name = "tds-" + "x" * 40
+        cfg = self.config(["sql"]).replace("{kind: tds,", "{kind: tds, name: %s," % name)
+        a = Agent(cfg, listen=self.listen)
+        a.start()
+        a.wait_state("sql", "healthy", 5)
+        self.assertEqual(a.target("sql")["probes"][0]["name"], name)
+        a.stop()
+
     def test_env_overrides(self):
         a = Agent(self.config(["sql"]), listen=self.listen, env={"NODE_NAME": "from-env"})
         # The file names a node; the environment wins over the file.

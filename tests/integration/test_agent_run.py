@@ -132,6 +132,9 @@ class AgentRun(unittest.TestCase):
         a.wait_for(lambda: a.target("sql")["reason"] == "CrashLoop", 10, "CrashLoop")
         self.assertEqual(a.target("sql")["state"], "failed")
         self.assertEqual(a.metric("edgewarden_process_restarts_total", target="sql"), 3)
+        # The crash loop is announced even when it starts while the target is
+        # already failed (a new reason, not a new state).
+        a.wait_for(lambda: any(l.get("reason") == "CrashLoop" for l in a.log_lines()), 2, "CrashLoop logged")
         a.stop()
 
     def test_metrics_pass_promtool(self):
@@ -173,6 +176,9 @@ class AgentRun(unittest.TestCase):
                     out += chunk
                 return out
 
+        ok = raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        self.assertTrue(ok.startswith(b"HTTP/1.1 200"), ok)
+        self.assertRegex(ok, rb"\r\nDate: [A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT\r\n")
         self.assertTrue(raw(b"BLAH\r\n\r\n").startswith(b"HTTP/1.1 400"))
         self.assertTrue(raw(b"GET / HTTP/1.1\r\nX: " + b"a" * 20000 + b"\r\n\r\n").startswith(b"HTTP/1.1 431"))
         self.assertTrue(raw(b"POST /metrics HTTP/1.1\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 405"))

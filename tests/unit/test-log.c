@@ -84,6 +84,23 @@ static void write_text(void) {
     log_fields(LOG_LEVEL_DEBUG, 0, f, 1, "hello");
 }
 
+static void write_invalid_utf8(void) {
+    log_setup(LOG_LEVEL_INFO, LOG_FORMAT_JSON);
+    struct log_field f[] = {{"path", "/tmp/\xff.yaml"}};
+    log_fields(LOG_LEVEL_ERROR, 0, f, 1, "cannot load /tmp/%s", "\xff\xfe.yaml");
+}
+
+START_TEST(test_invalid_utf8_is_not_lost) {
+    char *out = capture_stderr(write_invalid_utf8);
+    json_error_t err;
+    json_t *o = json_loads(out, 0, &err);
+    ck_assert_msg(o != NULL, "no JSON line for invalid UTF-8: '%s'", out);
+    ck_assert_str_eq(json_string_value(json_object_get(o, "msg")), "cannot load /tmp/??.yaml");
+    ck_assert_str_eq(json_string_value(json_object_get(o, "path")), "/tmp/?.yaml");
+    json_decref(o);
+}
+END_TEST
+
 START_TEST(test_text_line) {
     char *out = capture_stderr(write_text);
     ck_assert_ptr_nonnull(strstr(out, " debug hello target=a\n"));
@@ -161,6 +178,7 @@ int main(void) {
     TCase *tc = tcase_create("sinks");
     tcase_add_test(tc, test_json_lines);
     tcase_add_test(tc, test_text_line);
+    tcase_add_test(tc, test_invalid_utf8_is_not_lost);
     tcase_add_test(tc, test_names);
     tcase_add_test(tc, test_auto_picks_json_without_journal_stream);
     tcase_add_test(tc, test_journal_native_protocol);
