@@ -24,6 +24,8 @@
 
 #include "buf.h"
 #include "httpd.h"
+#include "kube.h"
+#include "kubeconfig.h"
 #include "log.h"
 #include "metrics.h"
 #include "process.h"
@@ -53,7 +55,10 @@ struct agent_target {
     struct agent *agent;
     struct agent_target *next;
     char *name;
-    struct config_target *cfg; /* borrowed from agent->config */
+    struct config_target *cfg;     /* borrowed from agent->config, or own_cfg */
+    struct config_target *own_cfg; /* pod mode: built from the template, owned */
+    char *pod_uid;                 /* pod mode: the pod this target is */
+    struct kube_slot *slot;        /* the reporter's slot; NULL without Kubernetes */
     struct health_target health;
     struct agent_probe probes[AGENT_MAX_PROBES];
     size_t n_probes;
@@ -87,6 +92,8 @@ struct agent {
     struct metrics *metrics;
     struct agent_metrics m;
     struct httpd *httpd;
+    struct kube *kube;
+    struct kube_auth auth;
     struct notify notify;
     uv_signal_t sighup, sigterm, sigint;
     uv_timer_t tick;
@@ -153,6 +160,8 @@ static int apply_flags(const struct agent_options *o, struct config *c,
         {"nodeName", o->node_name, "--node-name"},
         {"log.level", o->log_level, "--log-level"},
         {"log.format", o->log_format, "--log-format"},
+        {"kubernetes.kubeconfig", o->kubeconfig, "--kubeconfig"},
+        {"kubernetes.context", o->context, "--context"},
     };
     int ret = 0;
     for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
@@ -305,6 +314,7 @@ static void on_transition(struct agent *a, struct agent_target *t,
                           const struct health_transition *tr) {
     const char *from = health_state_name(tr->from);
     const char *to = health_state_name(tr->to);
+    kube_slot_health(t->slot, tr->to, tr->reason, tr->message);
     if (tr->from == tr->to) {
         struct log_field f[] = {
             {"target", t->name},
@@ -398,9 +408,25 @@ static void on_probe_result(struct probe *p, const struct probe_result *r) {
 
 /* ---- targets ----------------------------------------------------------- */
 
+static void target_config_free(struct config_target *ct) {
+    if (!ct)
+        return;
+    for (size_t i = 0; i < ct->n_probes; i++)
+        free(ct->probes[i].name);
+    free(ct->probes);
+    free(ct->name);
+    free(ct->address);
+    free(ct->process_comm);
+    free(ct->process_cgroup);
+    free(ct->process_unit);
+    free(ct);
+}
+
 static void target_free(struct agent_target *t) {
     for (size_t i = 0; i < t->n_probes; i++)
         free(t->probes[i].name);
+    target_config_free(t->own_cfg);
+    free(t->pod_uid);
     free(t->name);
     free(t);
 }
@@ -427,12 +453,21 @@ static struct probe *make_probe(struct agent *a, const struct config_target *ct,
     return process_probe_new(a->loop, cp->name, &m, &cp->timing);
 }
 
-static int target_start(struct agent *a, struct config_target *ct) {
+/* Start a target for ct (borrowed from the config, or owned when own is
+ * true: then it is freed with the target, also on failure). */
+static int target_start_full(struct agent *a, struct config_target *ct, bool own,
+                             const struct kube_pod_info *pod) {
     struct agent_target *t = calloc(1, sizeof(*t));
-    if (!t)
+    if (!t) {
+        if (own)
+            target_config_free(ct);
         return -ENOMEM;
+    }
     t->agent = a;
     t->cfg = ct;
+    t->own_cfg = own ? ct : NULL;
+    if (pod && !(t->pod_uid = strdup(pod->uid)))
+        goto nomem;
     t->name = strdup(ct->name);
     if (!t->name)
         goto nomem;
@@ -474,6 +509,11 @@ static int target_start(struct agent *a, struct config_target *ct) {
         if (r < 0)
             log_error_errno(r, "target %s: start probe %s", t->name, ap->name);
     }
+    if (a->kube) {
+        t->slot = kube_slot_new(a->kube, t->name, pod);
+        if (!t->slot)
+            log_error("target %s: out of memory: not reported to Kubernetes", t->name);
+    }
     t->next = a->targets;
     a->targets = t;
     metrics_target_state(a, t);
@@ -487,7 +527,14 @@ nomem:
     return -ENOMEM;
 }
 
+static int target_start(struct agent *a, struct config_target *ct) {
+    return target_start_full(a, ct, false, NULL);
+}
+
+/* The target leaves: its slot winds down (quarantine), its probes close. */
 static void target_stop(struct agent_target *t) {
+    kube_slot_gone(t->slot);
+    t->slot = NULL;
     t->removing = true;
     metrics_forget_target(t->agent, t->name);
     if (t->open_probes == 0) {
@@ -498,6 +545,68 @@ static void target_stop(struct agent_target *t) {
         struct probe *p = t->probes[i].probe;
         if (p)
             probe_close(p, on_probe_closed);
+    }
+}
+
+/* ---- pod mode ------------------------------------------------------------ */
+
+/* A target for a pod: the first configured target is the template (port,
+ * process name, probes); the pod IP is the tds address and the pod UID the
+ * process's cgroup match. */
+static struct config_target *pod_target_config(const struct config_target *tpl,
+                                               const struct kube_pod_info *pod) {
+    struct config_target *ct = calloc(1, sizeof(*ct));
+    if (!ct)
+        return NULL;
+    ct->port = tpl->port;
+    ct->n_probes = tpl->n_probes;
+    ct->probes = calloc(tpl->n_probes ? tpl->n_probes : 1, sizeof(*ct->probes));
+    if (asprintf(&ct->name, "%s/%s", pod->namespace, pod->name) < 0)
+        ct->name = NULL;
+    ct->address = strdup(pod->ip);
+    ct->process_comm = strdup(tpl->process_comm);
+    ct->process_cgroup = strdup(pod->uid);
+    ct->process_unit = strdup("");
+    bool ok = ct->probes && ct->name && ct->address && ct->process_comm && ct->process_cgroup &&
+              ct->process_unit;
+    for (size_t i = 0; ok && i < tpl->n_probes; i++) {
+        ct->probes[i] = tpl->probes[i];
+        ct->probes[i].name = strdup(tpl->probes[i].name);
+        ok = ct->probes[i].name != NULL;
+        if (!ok)
+            ct->n_probes = i;
+    }
+    if (!ok) {
+        target_config_free(ct);
+        return NULL;
+    }
+    return ct;
+}
+
+static void on_pod_added(const struct kube_pod_info *pod, void *data) {
+    struct agent *a = data;
+    if (a->stopping || a->config->n_targets == 0)
+        return;
+    struct config_target *ct = pod_target_config(&a->config->targets[0], pod);
+    int r = ct ? target_start_full(a, ct, true, pod) : -ENOMEM;
+    if (r < 0)
+        log_error_errno(r, "cannot supervise pod %s/%s", pod->namespace, pod->name);
+    else
+        update_notify_status(a);
+}
+
+static void on_pod_removed(const char *uid, void *data) {
+    struct agent *a = data;
+    for (struct agent_target **pp = &a->targets; *pp; pp = &(*pp)->next) {
+        struct agent_target *t = *pp;
+        if (t->removing || !t->pod_uid || strcmp(t->pod_uid, uid) != 0)
+            continue;
+        *pp = t->next;
+        log_info("target %s: its pod left this node (or stopped running); no longer supervised",
+                 t->name);
+        target_stop(t);
+        update_notify_status(a);
+        return;
     }
 }
 
@@ -527,6 +636,23 @@ static bool same_health_policy(const struct config *x, const struct config *y) {
     return x->startup_grace_ms == y->startup_grace_ms &&
            x->crash_loop_restarts == y->crash_loop_restarts &&
            x->crash_loop_window_ms == y->crash_loop_window_ms;
+}
+
+/* Sections read once at start (the reporter is not rebuilt on reload). */
+static bool same_kubernetes(const struct config *x, const struct config *y) {
+    const struct config_kubernetes *p = &x->kubernetes, *q = &y->kubernetes;
+    return memcmp(&x->policy, &y->policy, sizeof(x->policy)) == 0 && p->enabled == q->enabled &&
+           same_string(p->kubeconfig, q->kubeconfig) && same_string(p->context, q->context) &&
+           p->allow_insecure == q->allow_insecure && same_string(p->namespace, q->namespace) &&
+           p->qps == q->qps && p->burst == q->burst &&
+           p->request_timeout_ms == q->request_timeout_ms &&
+           p->lease_duration_ms == q->lease_duration_ms && p->lease_renew_ms == q->lease_renew_ms &&
+           same_string(p->pod_selector, q->pod_selector);
+}
+
+/* Pod mode: targets come from the pods on this node, not from the config. */
+static bool pod_mode(const struct agent *a) {
+    return a->kube && a->config->kubernetes.pod_selector[0];
 }
 
 /* ---- HTTP -------------------------------------------------------------- */
@@ -571,9 +697,17 @@ static void on_get_healthz(const struct http_request *req, struct httpd_response
 
 static void on_get_readyz(const struct http_request *req, struct httpd_response *resp, void *data) {
     struct agent *a = data;
+    const char *why = NULL;
     resp->content_type = "text/plain; charset=utf-8";
-    resp->status = a->ready && !a->stopping ? 200 : 503;
-    buf_puts(&resp->body, resp->status == 200 ? "ready\n" : "not ready\n");
+    if (!a->ready || a->stopping)
+        why = "starting or stopping";
+    else if (a->kube)
+        kube_api_ok(a->kube, &why);
+    resp->status = why ? 503 : 200;
+    if (why)
+        buf_printf(&resp->body, "not ready: %s\n", why);
+    else
+        buf_puts(&resp->body, "ready\n");
 }
 
 static json_t *probe_json(const struct agent_probe *ap) {
@@ -623,10 +757,15 @@ static json_t *status_json(struct agent *a) {
     json_object_set_new(root, "version", json_string(EDGEWARDEN_VERSION));
     json_object_set_new(root, "started", json_string(started));
     json_object_set_new(root, "ready", json_boolean(a->ready));
-    /* Targets are kept newest-first; show them in configuration order. */
-    for (size_t i = 0; i < a->config->n_targets; i++) {
+    /* Targets are kept newest-first; show them in configuration order, then
+     * the pods' (pod mode). */
+    for (size_t i = 0; i <= a->config->n_targets; i++) {
         for (struct agent_target *t = a->targets; t; t = t->next) {
-            if (t->removing || strcmp(t->name, a->config->targets[i].name) != 0)
+            if (t->removing)
+                continue;
+            if (i < a->config->n_targets
+                    ? t->own_cfg || strcmp(t->name, a->config->targets[i].name) != 0
+                    : !t->own_cfg)
                 continue;
             json_t *o = json_object();
             json_t *probes = json_array();
@@ -647,6 +786,8 @@ static json_t *status_json(struct agent *a) {
         }
     }
     json_object_set_new(root, "targets", targets);
+    if (a->kube)
+        json_object_set_new(root, "kubernetes", kube_status_json(a->kube));
     return root;
 }
 
@@ -728,10 +869,11 @@ static void reload(struct agent *a) {
     for (struct agent_target **pp = &a->targets; *pp;) {
         struct agent_target *t = *pp;
         struct config_target *match = NULL;
-        for (size_t i = 0; !t->removing && i < c->n_targets; i++)
+        for (size_t i = 0; !t->removing && !t->own_cfg && i < c->n_targets; i++)
             if (policy_same && same_target(t->cfg, &c->targets[i]))
                 match = &c->targets[i];
-        if (match || t->removing) {
+        /* Pod targets follow their pods: a new template applies to new pods. */
+        if (match || t->removing || t->own_cfg) {
             t->cfg = match ? match : t->cfg;
             pp = &t->next;
             continue;
@@ -740,10 +882,13 @@ static void reload(struct agent *a) {
         log_info("target %s removed or changed by reload", t->name);
         target_stop(t);
     }
+    if (!same_kubernetes(c, a->config))
+        log_warn("the kubernetes and policy sections changed: they take effect when the agent "
+                 "restarts (systemctl restart edgewarden, or roll the DaemonSet)");
     struct config *old = a->config;
     a->config = c;
     c = NULL;
-    for (size_t i = 0; i < a->config->n_targets; i++) {
+    for (size_t i = 0; !pod_mode(a) && i < a->config->n_targets; i++) {
         bool running = false;
         for (struct agent_target *t = a->targets; t; t = t->next)
             running |= t->cfg == &a->config->targets[i];
@@ -786,6 +931,14 @@ static void stop(struct agent *a) {
     a->stopping = true;
     notify_stopping(&a->notify);
     log_info("stopping");
+    if (a->kube) {
+        /* Stopping is not the targets leaving the node: what the API shows
+         * stays as it is, for the next agent to reconcile with. */
+        for (struct agent_target *t = a->targets; t; t = t->next)
+            t->slot = NULL;
+        kube_close(a->kube, NULL, NULL);
+        a->kube = NULL;
+    }
     while (a->targets) {
         struct agent_target *t = a->targets;
         a->targets = t->next;
@@ -839,6 +992,77 @@ static void on_tick(uv_timer_t *timer) {
     }
 }
 
+/* ---- Kubernetes --------------------------------------------------------- */
+
+/* Credentials, then the reporter. A configuration that can never work (no
+ * credentials, a bad kubeconfig) is exit code 2, as a bad config file is. */
+static int kube_start(struct agent *a) {
+    const struct config_kubernetes *kc = &a->config->kubernetes;
+    struct kube_auth_options ao = {
+        .kubeconfig_path = kc->kubeconfig[0] ? kc->kubeconfig : NULL,
+        .context = kc->context[0] ? kc->context : NULL,
+        .allow_insecure = kc->allow_insecure,
+        .getenv_fn = env_get,
+        .sa_dir = getenv("EDGEWARDEN_SERVICEACCOUNT_DIR"),
+    };
+    char *err = NULL;
+    int r = kube_auth_resolve(&ao, &a->auth, &err);
+    if (r < 0) {
+        log_error("kubernetes: %s", err ? err : strerror(-r));
+        log_error("kubernetes.enabled is true but the agent has no usable credentials: set "
+                  "kubernetes.kubeconfig (or --kubeconfig, or $KUBECONFIG), or run it in a pod "
+                  "with a service account (docs/kubernetes.md)");
+        free(err);
+        a->exit_code = 2;
+        return r;
+    }
+    const char *ns = kc->namespace[0]                            ? kc->namespace
+                     : a->auth.namespace && a->auth.namespace[0] ? a->auth.namespace
+                                                                 : "edgewarden";
+    const struct config_policy *cp = &a->config->policy;
+    struct kube_options o = {
+        .node_name = a->config->node_name,
+        .namespace = ns,
+        .auth = &a->auth,
+        .qps = kc->qps,
+        .burst = kc->burst,
+        .request_timeout_ms = kc->request_timeout_ms,
+        .lease_duration_ms = kc->lease_duration_ms,
+        .lease_renew_ms = kc->lease_renew_ms,
+        .pod_selector = kc->pod_selector,
+        .policy =
+            {
+                .relocate_after_ms = cp->relocate_after_ms,
+                .restart_allowance_ms = cp->restart_allowance_ms,
+                .budget_retry_ms = cp->budget_retry_ms,
+                .quarantine_ms = cp->quarantine_ms,
+                .event_dedup_window_ms = cp->event_dedup_window_ms,
+                .evict_enabled = cp->evict_enabled,
+                .evict_after_ms = cp->evict_after_ms,
+                .cordon_enabled = cp->cordon_enabled,
+                .cordon_after_ms = cp->cordon_after_ms,
+            },
+        .metrics = a->metrics,
+        .pod_added = on_pod_added,
+        .pod_removed = on_pod_removed,
+        .data = a,
+    };
+    r = kube_new(a->loop, &o, &a->kube, &err);
+    if (r < 0) {
+        log_error("kubernetes: %s", err ? err : strerror(-r));
+        free(err);
+        if (r == -EINVAL)
+            a->exit_code = 2;
+        return r;
+    }
+    struct log_field f[] = {{"node", a->config->node_name}, {"namespace", ns}};
+    log_fields(LOG_LEVEL_INFO, 0, f, 2,
+               "kubernetes: reporting to %s as %s (%s mode%s%s), Lease namespace %s",
+               a->auth.server, a->auth.origin, kc->pod_selector[0] ? "pod" : "static",
+               kc->pod_selector[0] ? ", pods " : "", kc->pod_selector, ns);
+    return 0;
+}
+
 /* ---- main -------------------------------------------------------------- */
 
 static int agent_start(struct agent *a) {
@@ -875,7 +1099,9 @@ static int agent_start(struct agent *a) {
     if (a->httpd)
         log_info("serving /metrics /healthz /readyz /status on %s (port %d)", a->config->listen,
                  httpd_port(a->httpd));
-    for (size_t i = 0; i < a->config->n_targets; i++)
+    if (a->config->kubernetes.enabled && (r = kube_start(a)) < 0)
+        return r;
+    for (size_t i = 0; !pod_mode(a) && i < a->config->n_targets; i++)
         if ((r = target_start(a, &a->config->targets[i])) < 0)
             return log_error_errno(r, "target %s", a->config->targets[i].name);
     a->ready = true;
@@ -912,7 +1138,8 @@ int agent_main(const struct agent_options *opts) {
     a.loop = &loop;
     r = agent_start(&a);
     if (r < 0) {
-        a.exit_code = 1;
+        if (a.exit_code == 0)
+            a.exit_code = 1;
         stop(&a);
     }
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -923,6 +1150,7 @@ int agent_main(const struct agent_options *opts) {
         log_warn("event loop closed with handles still open");
     metrics_free(a.metrics);
     config_free(a.config);
+    kube_auth_free(&a.auth);
     log_info("stopped");
     return a.exit_code;
 }

@@ -27,6 +27,8 @@ struct agent_options {
     const char *log_level;
     const char *log_format;
     const char *node_name;
+    const char *kubeconfig; /* --kubeconfig: kubernetes.kubeconfig */
+    const char *context;    /* --context: kubernetes.context */
 };
 
 /* Build the effective configuration for opts: load, then environment, then

@@ -53,6 +53,9 @@ static const char run_usage[] =
     "      --log-level LEVEL   debug, info, warn or error\n"
     "      --log-format FMT    auto, json, journal or text\n"
     "      --node-name NAME    this node's name (default: $NODE_NAME, then the hostname)\n"
+    "      --kubeconfig FILE   API server credentials (default: $KUBECONFIG, then the\n"
+    "                          pod's service account); sets kubernetes.kubeconfig\n"
+    "      --context NAME      kubeconfig context (default: its current-context)\n"
     "  -h, --help              show this help\n"
     "\n"
     "Environment: NODE_NAME, EDGEWARDEN_LOG_LEVEL, EDGEWARDEN_LOG_FORMAT, EDGEWARDEN_LISTEN.\n"
@@ -74,10 +77,15 @@ static const char probe_usage[] =
     "  -h, --help              show this help\n";
 
 static const char check_usage[] =
-    "Usage: edgewarden check-config FILE\n"
+    "Usage: edgewarden check-config [--kubeconfig FILE] [--context NAME] FILE\n"
     "\n"
-    "Validate FILE (YAML or JSON, kind AgentConfig). Prints every error as\n"
-    "'path: message' and exits 2 when there is one; exits 0 when valid.\n";
+    "Validate FILE (YAML or JSON, kind AgentConfig) and the flags given with it,\n"
+    "as run would apply them. Prints every error as 'path: message' and exits 2\n"
+    "when there is one; exits 0 when valid. The kubeconfig itself is not read.\n"
+    "\n"
+    "      --kubeconfig FILE   as for run: sets kubernetes.kubeconfig\n"
+    "      --context NAME      as for run: sets kubernetes.context\n"
+    "  -h, --help              show this help\n";
 
 static const char status_usage[] =
     "Usage: edgewarden status [--url URL] [--json]\n"
@@ -116,13 +124,15 @@ static const char *member_string(json_t *o, const char *key, const char *fallbac
 /* ---- run --------------------------------------------------------------- */
 
 static int cmd_run(int argc, char **argv) {
-    enum { OPT_LISTEN = 256, OPT_LEVEL, OPT_FORMAT, OPT_NODE };
+    enum { OPT_LISTEN = 256, OPT_LEVEL, OPT_FORMAT, OPT_NODE, OPT_KUBECONFIG, OPT_CONTEXT };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"listen", required_argument, NULL, OPT_LISTEN},
         {"log-level", required_argument, NULL, OPT_LEVEL},
         {"log-format", required_argument, NULL, OPT_FORMAT},
         {"node-name", required_argument, NULL, OPT_NODE},
+        {"kubeconfig", required_argument, NULL, OPT_KUBECONFIG},
+        {"context", required_argument, NULL, OPT_CONTEXT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -146,6 +156,12 @@ static int cmd_run(int argc, char **argv) {
             break;
         case OPT_NODE:
             o.node_name = optarg;
+            break;
+        case OPT_KUBECONFIG:
+            o.kubeconfig = optarg;
+            break;
+        case OPT_CONTEXT:
+            o.context = optarg;
             break;
         case 'h':
             fputs(run_usage, stdout);
@@ -346,28 +362,70 @@ out:
 /* ---- check-config ------------------------------------------------------ */
 
 static int cmd_check_config(int argc, char **argv) {
+    enum { OPT_KUBECONFIG = 256, OPT_CONTEXT };
+    static const struct option longopts[] = {
+        {"kubeconfig", required_argument, NULL, OPT_KUBECONFIG},
+        {"context", required_argument, NULL, OPT_CONTEXT},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    /* The flags as run applies them (agent.c), in the same order. */
+    struct {
+        const char *key, *value, *flag;
+    } flags[] = {
+        {"kubernetes.kubeconfig", NULL, "--kubeconfig"},
+        {"kubernetes.context", NULL, "--context"},
+    };
+    int opt;
     if (argc == 2 && is_help(argv[1])) {
         fputs(check_usage, stdout);
         return 0;
     }
-    if (argc != 2)
+    optind = 1;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (opt) {
+        case OPT_KUBECONFIG:
+            flags[0].value = optarg;
+            break;
+        case OPT_CONTEXT:
+            flags[1].value = optarg;
+            break;
+        case 'h':
+            fputs(check_usage, stdout);
+            return 0;
+        default:
+            return usage_error(check_usage, "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind + 1 != argc)
         return usage_error(check_usage, "%s", "check-config needs exactly one FILE");
+    const char *path = argv[optind];
     struct config *c = NULL;
     struct config_errors errs = {0};
-    int r = config_load_file(argv[1], &c, &errs);
+    int r = config_load_file(path, &c, &errs);
+    for (size_t i = 0; r >= 0 && i < sizeof(flags) / sizeof(flags[0]); i++) {
+        int rf;
+        if (!flags[i].value)
+            continue;
+        rf = config_set_option(c, flags[i].key, flags[i].value, flags[i].flag, &errs);
+        if (rf == -ENOMEM || (rf < 0 && r == 0))
+            r = rf;
+    }
     if (r < 0) {
         if (errs.n)
             config_errors_print(&errs, stderr);
         else
-            fprintf(stderr, "%s: %s\n", argv[1], strerror(-r));
+            fprintf(stderr, "%s: %s\n", path, strerror(-r));
+        config_free(c);
         config_errors_free(&errs);
         return EXIT_USAGE;
     }
     size_t probes = 0;
     for (size_t i = 0; i < c->n_targets; i++)
         probes += c->targets[i].n_probes;
-    printf("%s: ok (%zu target%s, %zu probe%s)\n", argv[1], c->n_targets,
-           c->n_targets == 1 ? "" : "s", probes, probes == 1 ? "" : "s");
+    printf("%s: ok (%zu target%s, %zu probe%s)\n", path, c->n_targets, c->n_targets == 1 ? "" : "s",
+           probes, probes == 1 ? "" : "s");
     config_free(c);
     config_errors_free(&errs);
     return 0;

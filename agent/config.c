@@ -9,7 +9,9 @@
  * give the same errors. The validator then walks the tree against the schema
  * into a struct config, collecting every error with its document path rather
  * than stopping at the first. Omitted and null keys take their defaults; the
- * defaults section fills in every probe field a probe leaves out. The module
+ * defaults section fills in every probe field a probe leaves out. Checks
+ * between two keys (a probe's timeout ≤ its interval, the Lease's renewal
+ * shorter than its duration) report on the later key's path. The module
  * is pure (no logging, no getenv); the tree and every partial config are
  * freed before a load returns, so the caller owns exactly what it is handed.
  */
@@ -25,6 +27,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "kube_json.h"
 #include "yaml_tree.h"
 
 #define MAX_SUGGEST_KEY_BYTES 64 /* longer unknown keys get no did-you-mean */
@@ -385,9 +388,10 @@ syntax:
     return -EINVAL;
 }
 
-/* A duration: a Go-style string or an integer number of milliseconds. */
-static bool want_duration(struct ctx *x, const struct buf *path, const json_t *v, uint64_t min_ms,
-                          uint64_t *out_ms) {
+/* A duration: a Go-style string or an integer number of milliseconds, in
+ * min_ms..max_ms (max_ms ≤ CONFIG_MAX_DURATION_MS). */
+static bool want_duration_range(struct ctx *x, const struct buf *path, const json_t *v,
+                                uint64_t min_ms, uint64_t max_ms, uint64_t *out_ms) {
     char why[128], shown[32];
     uint64_t ms;
 
@@ -397,8 +401,6 @@ static bool want_duration(struct ctx *x, const struct buf *path, const json_t *v
             fail(x, path_str(path), "must not be negative");
             return false;
         }
-        if ((uint64_t)i > CONFIG_MAX_DURATION_MS)
-            goto too_large;
         ms = (uint64_t)i;
     } else if (json_is_string(v)) {
         int r = parse_duration(json_string_value(v), &ms, why, sizeof(why));
@@ -413,6 +415,8 @@ static bool want_duration(struct ctx *x, const struct buf *path, const json_t *v
              yaml_tree_type_name(v));
         return false;
     }
+    if (ms > max_ms)
+        goto too_large;
     if (ms < min_ms) {
         fail(x, path_str(path), "must be > 0");
         return false;
@@ -420,9 +424,14 @@ static bool want_duration(struct ctx *x, const struct buf *path, const json_t *v
     *out_ms = ms;
     return true;
 too_large:
-    format_duration(CONFIG_MAX_DURATION_MS, shown, sizeof(shown));
+    format_duration(max_ms, shown, sizeof(shown));
     fail(x, path_str(path), "must be at most %s", shown);
     return false;
+}
+
+static bool want_duration(struct ctx *x, const struct buf *path, const json_t *v, uint64_t min_ms,
+                          uint64_t *out_ms) {
+    return want_duration_range(x, path, v, min_ms, CONFIG_MAX_DURATION_MS, out_ms);
 }
 
 static bool want_uint(struct ctx *x, const struct buf *path, const json_t *v, long long min,
@@ -455,6 +464,37 @@ static bool want_string(struct ctx *x, const struct buf *path, const json_t *v, 
         return false;
     }
     *out = json_string_value(v);
+    return true;
+}
+
+static bool want_bool(struct ctx *x, const struct buf *path, const json_t *v, bool *out) {
+    if (!json_is_boolean(v)) {
+        fail(x, path_str(path), "must be true or false, not %s", yaml_tree_type_name(v));
+        return false;
+    }
+    *out = json_is_true(v);
+    return true;
+}
+
+/* A number, integer or not, with min < value ≤ max. */
+static bool want_number(struct ctx *x, const struct buf *path, const json_t *v, double min,
+                        double max, double *out) {
+    double d;
+
+    if (!json_is_number(v)) {
+        fail(x, path_str(path), "must be a number, not %s", yaml_tree_type_name(v));
+        return false;
+    }
+    d = json_number_value(v);
+    if (!(d > min)) {
+        fail(x, path_str(path), "must be > %g", min);
+        return false;
+    }
+    if (d > max) {
+        fail(x, path_str(path), "must be <= %g", max);
+        return false;
+    }
+    *out = d;
     return true;
 }
 
@@ -1115,9 +1155,215 @@ static void read_health(struct ctx *x, struct buf *path, const json_t *obj, stru
     }
 }
 
+/* evict: and cordon: — an optional ladder step, off unless enabled. */
+static void read_step(struct ctx *x, struct buf *path, const json_t *obj, bool *enabled,
+                      uint64_t *after_ms) {
+    static const char *const keys[] = {"enabled", "after", NULL};
+    const json_t *v;
+    size_t saved;
+
+    if (!want_object(x, path, obj))
+        return;
+    check_keys(x, path, obj, keys);
+    if ((v = member(obj, "enabled"))) {
+        saved = path_push_key(x, path, "enabled");
+        want_bool(x, path, v, enabled);
+        path_pop(path, saved);
+    }
+    if ((v = member(obj, "after"))) {
+        saved = path_push_key(x, path, "after");
+        want_duration(x, path, v, 0, after_ms);
+        path_pop(path, saved);
+    }
+}
+
+static void read_policy(struct ctx *x, struct buf *path, const json_t *obj,
+                        struct config_policy *p) {
+    static const char *const keys[] = {
+        "relocateAfter", "restartAllowance", "quarantine", "eventDedupWindow", "budgetRetry",
+        "evict",         "cordon",           NULL};
+    /* The plain durations, in the order errors are reported. */
+    const struct {
+        const char *key;
+        uint64_t min_ms;
+        uint64_t *out_ms;
+    } durations[] = {
+        {"relocateAfter", 0, &p->relocate_after_ms},
+        {"restartAllowance", 0, &p->restart_allowance_ms},
+        {"quarantine", 0, &p->quarantine_ms},
+        {"eventDedupWindow", 0, &p->event_dedup_window_ms},
+        {"budgetRetry", 1, &p->budget_retry_ms}, /* 0 would ask again in a busy loop */
+    };
+    const json_t *v;
+    size_t saved;
+
+    if (!want_object(x, path, obj))
+        return;
+    check_keys(x, path, obj, keys);
+    for (size_t i = 0; i < sizeof(durations) / sizeof(durations[0]); i++) {
+        if (!(v = member(obj, durations[i].key)))
+            continue;
+        saved = path_push_key(x, path, durations[i].key);
+        want_duration(x, path, v, durations[i].min_ms, durations[i].out_ms);
+        path_pop(path, saved);
+    }
+    if ((v = member(obj, "evict"))) {
+        saved = path_push_key(x, path, "evict");
+        read_step(x, path, v, &p->evict_enabled, &p->evict_after_ms);
+        path_pop(path, saved);
+    }
+    if ((v = member(obj, "cordon"))) {
+        saved = path_push_key(x, path, "cordon");
+        read_step(x, path, v, &p->cordon_enabled, &p->cordon_after_ms);
+        path_pop(path, saved);
+    }
+}
+
+/* lease: the heartbeat Lease's timing. Its duration goes into the Lease's
+ * spec.leaseDurationSeconds, hence whole seconds; renewInterval must leave
+ * room for at least one more renewal before the Lease runs out. */
+static void read_lease(struct ctx *x, struct buf *path, const json_t *obj,
+                       struct config_kubernetes *k) {
+    static const char *const keys[] = {"duration", "renewInterval", NULL};
+    bool duration_ok = true, renew_ok = true;
+    const json_t *v;
+    uint64_t ms;
+    size_t saved;
+
+    if (!want_object(x, path, obj))
+        return;
+    check_keys(x, path, obj, keys);
+    if ((v = member(obj, "duration"))) {
+        saved = path_push_key(x, path, "duration");
+        duration_ok = want_duration_range(x, path, v, 1, CONFIG_MAX_LEASE_DURATION_MS, &ms);
+        if (duration_ok && ms % 1000) {
+            fail(x, path_str(path), "must be a whole number of seconds");
+            duration_ok = false;
+        }
+        if (duration_ok)
+            k->lease_duration_ms = ms;
+        path_pop(path, saved);
+    }
+    if ((v = member(obj, "renewInterval"))) {
+        saved = path_push_key(x, path, "renewInterval");
+        renew_ok = want_duration(x, path, v, 1, &k->lease_renew_ms);
+        path_pop(path, saved);
+    }
+    /* Only between two good values: a bad duration has been reported already. */
+    if (duration_ok && renew_ok && k->lease_renew_ms >= k->lease_duration_ms) {
+        char shown[32];
+        format_duration(k->lease_duration_ms, shown, sizeof(shown));
+        saved = path_push_key(x, path, "renewInterval");
+        fail(x, path_str(path), "must be shorter than %.*s.duration (%s)", (int)saved,
+             path->data ? path->data : "", shown);
+        path_pop(path, saved);
+    }
+}
+
+static void read_pods(struct ctx *x, struct buf *path, const json_t *obj,
+                      struct config_kubernetes *k) {
+    static const char *const keys[] = {"selector", NULL};
+    const json_t *v;
+    const char *s;
+    size_t saved;
+
+    if (!want_object(x, path, obj))
+        return;
+    check_keys(x, path, obj, keys);
+    if ((v = member(obj, "selector"))) {
+        saved = path_push_key(x, path, "selector");
+        if (want_string(x, path, v, &s)) {
+            struct kube_json_selector sel;
+            struct kube_json_error err = {0};
+            if (kube_json_selector_parse(s, &sel, &err) < 0)
+                fail(x, path_str(path), "not a valid %s: %s",
+                     err.field ? err.field : "labelSelector",
+                     err.problem ? err.problem : "cannot be parsed");
+            else
+                set_string(x, &k->pod_selector, s);
+        }
+        path_pop(path, saved);
+    }
+}
+
+static void read_kubernetes(struct ctx *x, struct buf *path, const json_t *obj,
+                            struct config_kubernetes *k) {
+    static const char *const keys[] = {"enabled",   "kubeconfig", "context", "allowInsecure",
+                                       "namespace", "qps",        "burst",   "requestTimeout",
+                                       "lease",     "pods",       NULL};
+    unsigned long long u;
+    const json_t *v;
+    const char *s;
+    size_t saved;
+
+    if (!want_object(x, path, obj))
+        return;
+    check_keys(x, path, obj, keys);
+    if ((v = member(obj, "enabled"))) {
+        saved = path_push_key(x, path, "enabled");
+        want_bool(x, path, v, &k->enabled);
+        path_pop(path, saved);
+    }
+    if ((v = member(obj, "kubeconfig"))) {
+        saved = path_push_key(x, path, "kubeconfig");
+        if (want_string(x, path, v, &s))
+            set_string(x, &k->kubeconfig, s);
+        path_pop(path, saved);
+    }
+    if ((v = member(obj, "context"))) {
+        saved = path_push_key(x, path, "context");
+        if (want_string(x, path, v, &s))
+            set_string(x, &k->context, s);
+        path_pop(path, saved);
+    }
+    if ((v = member(obj, "allowInsecure"))) {
+        saved = path_push_key(x, path, "allowInsecure");
+        want_bool(x, path, v, &k->allow_insecure);
+        path_pop(path, saved);
+    }
+    if ((v = member(obj, "namespace"))) {
+        saved = path_push_key(x, path, "namespace");
+        if (want_string(x, path, v, &s)) {
+            if (*s && !is_dns_label(s, strlen(s)))
+                fail(x, path_str(path),
+                     "must be a DNS label ([a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63 characters)");
+            else
+                set_string(x, &k->namespace, s);
+        }
+        path_pop(path, saved);
+    }
+    if ((v = member(obj, "qps"))) {
+        saved = path_push_key(x, path, "qps");
+        want_number(x, path, v, 0, CONFIG_MAX_QPS, &k->qps);
+        path_pop(path, saved);
+    }
+    if ((v = member(obj, "burst"))) {
+        saved = path_push_key(x, path, "burst");
+        if (want_uint(x, path, v, 1, CONFIG_MAX_BURST, &u))
+            k->burst = (unsigned)u;
+        path_pop(path, saved);
+    }
+    if ((v = member(obj, "requestTimeout"))) {
+        saved = path_push_key(x, path, "requestTimeout");
+        want_duration_range(x, path, v, 1, CONFIG_MAX_REQUEST_TIMEOUT_MS, &k->request_timeout_ms);
+        path_pop(path, saved);
+    }
+    if ((v = member(obj, "lease"))) {
+        saved = path_push_key(x, path, "lease");
+        read_lease(x, path, v, k);
+        path_pop(path, saved);
+    }
+    if ((v = member(obj, "pods"))) {
+        saved = path_push_key(x, path, "pods");
+        read_pods(x, path, v, k);
+        path_pop(path, saved);
+    }
+}
+
 static void read_config(struct ctx *x, const json_t *root, struct config *c) {
-    static const char *const keys[] = {"apiVersion", "kind",     "nodeName", "log", "server",
-                                       "health",     "defaults", "targets",  NULL};
+    static const char *const keys[] = {"apiVersion", "kind",       "nodeName", "log",
+                                       "server",     "health",     "defaults", "targets",
+                                       "policy",     "kubernetes", NULL};
     struct probe_fields tds = builtin_tds, process = builtin_process;
     struct buf path;
     const json_t *v;
@@ -1178,6 +1424,16 @@ static void read_config(struct ctx *x, const json_t *root, struct config *c) {
     saved = path_push_key(x, &path, "targets");
     read_targets(x, &path, member(root, "targets"), c, &tds, &process);
     path_pop(&path, saved);
+    if ((v = member(root, "policy"))) {
+        saved = path_push_key(x, &path, "policy");
+        read_policy(x, &path, v, &c->policy);
+        path_pop(&path, saved);
+    }
+    if ((v = member(root, "kubernetes"))) {
+        saved = path_push_key(x, &path, "kubernetes");
+        read_kubernetes(x, &path, v, &c->kubernetes);
+        path_pop(&path, saved);
+    }
 out:
     buf_free(&path);
 }
@@ -1196,6 +1452,29 @@ static struct config *config_alloc(struct ctx *x) {
     c->crash_loop_window_ms = 300000;
     set_string(x, &c->node_name, "");
     set_string(x, &c->listen, CONFIG_DEFAULT_LISTEN);
+    /* The ladder's defaults are policy_config_default()'s (docs/policy.md). */
+    c->policy = (struct config_policy){
+        .relocate_after_ms = 30000,
+        .restart_allowance_ms = 20000,
+        .quarantine_ms = 300000,
+        .event_dedup_window_ms = 60000,
+        .budget_retry_ms = 5000,
+        .evict_enabled = false,
+        .evict_after_ms = 60000,
+        .cordon_enabled = false,
+        .cordon_after_ms = 30000,
+    };
+    c->kubernetes.enabled = false;
+    c->kubernetes.allow_insecure = false;
+    c->kubernetes.qps = 20;
+    c->kubernetes.burst = 40;
+    c->kubernetes.request_timeout_ms = 10000;
+    c->kubernetes.lease_duration_ms = 40000;
+    c->kubernetes.lease_renew_ms = 10000;
+    set_string(x, &c->kubernetes.kubeconfig, "");
+    set_string(x, &c->kubernetes.context, "");
+    set_string(x, &c->kubernetes.namespace, "");
+    set_string(x, &c->kubernetes.pod_selector, "");
     return c;
 }
 
@@ -1335,6 +1614,16 @@ int config_set_option(struct config *c, const char *key, const char *value, cons
             fail(&x, origin, "not a HOST:PORT");
         else
             set_string(&x, &c->listen, value);
+    } else if (!strcmp(key, "kubernetes.kubeconfig") || !strcmp(key, "kubernetes.context")) {
+        /* Any path or context name; kube_auth_resolve() says whether it
+         * exists. "" is "not set", as in the file. */
+        if (strlen(value) > CONFIG_MAX_STRING_BYTES)
+            fail(&x, origin, "longer than %d bytes", CONFIG_MAX_STRING_BYTES);
+        else
+            set_string(&x,
+                       !strcmp(key, "kubernetes.context") ? &c->kubernetes.context
+                                                          : &c->kubernetes.kubeconfig,
+                       value);
     } else {
         fail(&x, origin, "unknown option \"%s\"", key);
     }
@@ -1391,6 +1680,10 @@ void config_free(struct config *c) {
     free(c->targets);
     free(c->node_name);
     free(c->listen);
+    free(c->kubernetes.kubeconfig);
+    free(c->kubernetes.context);
+    free(c->kubernetes.namespace);
+    free(c->kubernetes.pod_selector);
     free(c);
 }
 
@@ -1407,8 +1700,14 @@ struct config *config_dup(const struct config *c) {
     d->node_name = d->listen = NULL;
     d->targets = NULL;
     d->n_targets = 0;
+    d->kubernetes.kubeconfig = d->kubernetes.context = NULL;
+    d->kubernetes.namespace = d->kubernetes.pod_selector = NULL;
     set_string(&x, &d->node_name, c->node_name);
     set_string(&x, &d->listen, c->listen);
+    set_string(&x, &d->kubernetes.kubeconfig, c->kubernetes.kubeconfig);
+    set_string(&x, &d->kubernetes.context, c->kubernetes.context);
+    set_string(&x, &d->kubernetes.namespace, c->kubernetes.namespace);
+    set_string(&x, &d->kubernetes.pod_selector, c->kubernetes.pod_selector);
     d->targets = calloc(c->n_targets ? c->n_targets : 1, sizeof(*d->targets));
     if (!d->targets)
         x.oom = true;

@@ -40,6 +40,12 @@
 #define CONFIG_MAX_RESTARTS     32 /* the health engine's restart ring, HEALTH_MAX_RESTARTS */
 #define CONFIG_MAX_ERRORS       64 /* after this many, one "too many errors" entry ends the list */
 
+/* Bounds of the kubernetes section (struct config_kubernetes). */
+#define CONFIG_MAX_QPS                10000
+#define CONFIG_MAX_BURST              10000
+#define CONFIG_MAX_REQUEST_TIMEOUT_MS (5ULL * 60 * 1000)  /* requestTimeout ≤ 5m */
+#define CONFIG_MAX_LEASE_DURATION_MS  (60ULL * 60 * 1000) /* lease.duration ≤ 1h */
+
 enum config_probe_kind { CONFIG_PROBE_TDS, CONFIG_PROBE_PROCESS };
 
 /* One probe of a target. Every field is filled: what the file omits comes from
@@ -64,6 +70,41 @@ struct config_target {
     size_t n_probes;
 };
 
+/* The failover ladder's timings (policy.h, docs/policy.md): the `policy:`
+ * section. Durations in ms, each ≤ CONFIG_MAX_DURATION_MS. */
+struct config_policy {
+    uint64_t relocate_after_ms;     /* relocateAfter, default 30s */
+    uint64_t restart_allowance_ms;  /* restartAllowance, default 20s */
+    uint64_t quarantine_ms;         /* quarantine, default 5m */
+    uint64_t event_dedup_window_ms; /* eventDedupWindow, default 60s */
+    uint64_t budget_retry_ms;       /* budgetRetry, default 5s, > 0 */
+    bool evict_enabled;             /* evict.enabled, default false */
+    uint64_t evict_after_ms;        /* evict.after, default 60s */
+    bool cordon_enabled;            /* cordon.enabled, default false */
+    uint64_t cordon_after_ms;       /* cordon.after, default 30s */
+};
+
+/* The `kubernetes:` section: whether and how the agent reports to the API
+ * server. Strings are owned and never NULL; "" means "not set" (for namespace:
+ * the credentials' namespace, from the kubeconfig context or the service
+ * account, else "edgewarden"). */
+struct config_kubernetes {
+    bool enabled;                /* enabled, default false (the local demo has no cluster) */
+    char *kubeconfig;            /* kubeconfig: path; "" = $KUBECONFIG, then in-cluster */
+    char *context;               /* context: kubeconfig context; "" = its current-context */
+    bool allow_insecure;         /* allowInsecure: accept insecure-skip-tls-verify; false */
+    char *namespace;             /* namespace: of the heartbeat Lease; "" or a DNS label */
+    double qps;                  /* qps: API request starts per second, 20, 0 < qps ≤ 10000 */
+    unsigned burst;              /* burst: token bucket size, default 40, 1..10000 */
+    uint64_t request_timeout_ms; /* requestTimeout: per attempt, default 10s, 0 < t ≤ 5m */
+    uint64_t lease_duration_ms;  /* lease.duration: default 40s, whole seconds, 1s..1h */
+    uint64_t lease_renew_ms;     /* lease.renewInterval: default 10s, 0 < r < lease.duration */
+    /* pods.selector: an equality-based label selector as
+     * kube_json_selector_parse() reads it, kept as written; "" = static mode
+     * (the config's targets). Set: pod mode, targets[0] is the template. */
+    char *pod_selector;
+};
+
 /* The whole agent configuration. Strings are owned and never NULL. */
 struct config {
     /* "" = not configured: after config_apply_env() (NODE_NAME) has had its
@@ -78,6 +119,8 @@ struct config {
     uint64_t crash_loop_window_ms;
     struct config_target *targets; /* owned array, 1..CONFIG_MAX_TARGETS */
     size_t n_targets;
+    struct config_policy policy;
+    struct config_kubernetes kubernetes;
 };
 
 /* One problem found while loading or overriding. path is NULL for problems of
@@ -129,9 +172,12 @@ int config_load_file(const char *path, struct config **out, struct config_errors
 int config_apply_env(struct config *c, const char *(*get)(const char *name),
                      struct config_errors *errs);
 /* Apply one override by its document key: "nodeName", "log.level",
- * "log.format" or "server.listen" — what the command-line flags set. origin
- * (e.g. "--log-level") is the error path; value is borrowed. Returns 0,
- * -EINVAL with an error appended (unknown key or bad value), or -ENOMEM. */
+ * "log.format", "server.listen", "kubernetes.kubeconfig" or
+ * "kubernetes.context" — what the command-line flags set. The two kubernetes
+ * keys take any string up to CONFIG_MAX_STRING_BYTES; "" resets them to
+ * "not set". origin (e.g. "--log-level") is the error path; value is
+ * borrowed. Returns 0, -EINVAL with an error appended (unknown key or bad
+ * value), or -ENOMEM. */
 int config_set_option(struct config *c, const char *key, const char *value, const char *origin,
                       struct config_errors *errs);
 

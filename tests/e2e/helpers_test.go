@@ -338,10 +338,11 @@ type observer struct {
 	detachedAt map[string]time.Time // VA name -> detached/deleted
 	attachedAt map[string]time.Time // VA name -> attached
 	vaNode     map[string]string
+	taintSeen  map[string]bool // "node/effect" -> our taint had that effect at some point
 }
 
 func (e *env) observe(tl *timeline) *observer {
-	o := &observer{tl: tl, detachedAt: map[string]time.Time{}, attachedAt: map[string]time.Time{}, vaNode: map[string]string{}}
+	o := &observer{tl: tl, detachedAt: map[string]time.Time{}, attachedAt: map[string]time.Time{}, vaNode: map[string]string{}, taintSeen: map[string]bool{}}
 	f := informers.NewSharedInformerFactory(e.client, 0)
 	fns := informers.NewSharedInformerFactoryWithOptions(e.client, 0, informers.WithNamespace(ns))
 
@@ -410,6 +411,9 @@ func (e *env) observe(tl *timeline) *observer {
 			a, b := oldObj.(*corev1.Node), newObj.(*corev1.Node)
 			if x, y := taintOf(a), taintOf(b); x != y {
 				o.tl.mark("node %s: taint %s %q -> %q", b.Name, harness.Taint, x, y)
+				o.mu.Lock()
+				o.taintSeen[b.Name+"/"+y] = true
+				o.mu.Unlock()
 			}
 			if x, y := nodeCond(a, harness.NodeCondition), nodeCond(b, harness.NodeCondition); x != y {
 				o.tl.mark("node %s: condition %s=%s", b.Name, harness.NodeCondition, y)

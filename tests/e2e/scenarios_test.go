@@ -59,6 +59,10 @@ type failoverCase struct {
 	// expectFailover: the agent must taint the node NoExecute and the pod
 	// must move; otherwise it must stay (a blip is not a failover).
 	expectFailover bool
+	// expectCleared: after the quarantine the old node's taint is gone.
+	expectCleared bool
+	// midFailover runs right after the NoExecute taint is seen.
+	midFailover func(e *env, tl *timeline, nodeA string)
 }
 
 // runAgentScenario injects the fault with the agents running and checks the
@@ -114,55 +118,90 @@ func runAgentScenario(t *testing.T, c failoverCase) {
 	}
 
 	e.waitFor("the NoExecute taint on "+nodeA, 120*time.Second, func() (bool, error) {
-		n, err := e.client.CoreV1().Nodes().Get(e.ctx, nodeA, metav1.GetOptions{})
-		return err == nil && taintOf(n) == string(corev1.TaintEffectNoExecute), nil
+		return obs.sawTaint(nodeA, string(corev1.TaintEffectNoExecute)), nil
 	})
+	if c.midFailover != nil {
+		c.midFailover(e, &tl, nodeA)
+	}
 	repl := e.waitReplacement(pod, 120*time.Second)
 	e.waitReady(repl, corev1.ConditionTrue, 60*time.Second) // the agent on the new node sets the gate
-	tl.mark("replacement %s Ready on %s", repl.Name, repl.Spec.NodeName)
+	tReady := tl.mark("replacement %s Ready on %s", repl.Name, repl.Spec.NodeName)
+	tAttached, _ := obs.attachedAtOn(repl.Spec.NodeName)
+	letter, _, _ := strings.Cut(c.name, ":")
+	benchLine(t, &tl, letter, tReady, tAttached)
 	e.waitFor("the quarantine (NoSchedule) on "+nodeA, 120*time.Second, func() (bool, error) {
-		n, err := e.client.CoreV1().Nodes().Get(e.ctx, nodeA, metav1.GetOptions{})
-		return err == nil && taintOf(n) == string(corev1.TaintEffectNoSchedule), nil
+		return obs.sawTaint(nodeA, string(corev1.TaintEffectNoSchedule)), nil
 	})
+	// The node condition stays while kwok heartbeats the node (it rewrites
+	// the node status every few seconds): nothing of ours is lost.
+	e.waitFor("the node condition to say False (target gone) on "+nodeA, 30*time.Second, func() (bool, error) {
+		n, err := e.client.CoreV1().Nodes().Get(e.ctx, nodeA, metav1.GetOptions{})
+		return err == nil && nodeCond(n, harness.NodeCondition) == corev1.ConditionFalse, nil
+	})
+	if c.expectCleared {
+		e.waitFor("the quarantine to end on "+nodeA, 90*time.Second, func() (bool, error) {
+			n, err := e.client.CoreV1().Nodes().Get(e.ctx, nodeA, metav1.GetOptions{})
+			return err == nil && taintOf(n) == "", nil
+		})
+		tl.mark("quarantine over: %s untainted", nodeA)
+	}
 	time.Sleep(300 * time.Millisecond)
 	obs.check(t)
 	tl.print(t, c.name)
 }
 
-// a: the engine hangs (accepts TCP, never answers PRELOGIN) — the case a
-// TCP-only check misses.
-func TestScenarioA_EngineHang(t *testing.T) {
-	runAgentScenario(t, failoverCase{name: "a: engine hang", fault: []string{"mode hang"}, expectFailover: true})
+// a: the engine crash-loops under its own watchdog; the container never
+// restarts, so vanilla Kubernetes sees nothing. Relocation at once
+// (CrashLoop skips relocateAfter), volume re-attached on the new node.
+func TestScenarioA_CrashLoop(t *testing.T) {
+	runAgentScenario(t, failoverCase{name: "a: engine crash loop", fault: []string{"crash-loop 1000 200"}, expectFailover: true})
 }
 
-// b: the engine crash-loops under its own watchdog; the container never
-// restarts, so vanilla Kubernetes sees nothing.
-func TestScenarioB_CrashLoop(t *testing.T) {
-	runAgentScenario(t, failoverCase{name: "b: engine crash loop", fault: []string{"crash-loop 1000 200"}, expectFailover: true})
+// b: the engine hangs (accepts TCP, never answers PRELOGIN) — the case a
+// TCP-only check misses. Relocation after relocateAfter.
+func TestScenarioB_EngineHang(t *testing.T) {
+	runAgentScenario(t, failoverCase{name: "b: engine hang", fault: []string{"mode hang"}, expectFailover: true})
 }
 
-// c: the engine is gone and not restarted within its allowance; nothing
-// listens.
-func TestScenarioC_EngineGone(t *testing.T) {
-	runAgentScenario(t, failoverCase{name: "c: engine gone", fault: []string{"stop-restarting", "crash"}, expectFailover: true})
+// c: one crash that the engine's watchdog recovers from at once: unready for
+// a moment, then Ready again in place; no taint, no eviction.
+func TestScenarioC_QuickRestartInPlace(t *testing.T) {
+	runAgentScenario(t, failoverCase{name: "c: one crash, quick restart in place", fault: []string{"crash"}, expectFailover: false})
 }
 
-// d: the engine is a zombie: the process exists, nothing listens.
-func TestScenarioD_Zombie(t *testing.T) {
-	runAgentScenario(t, failoverCase{name: "d: engine zombie", fault: []string{"mode zombie"}, expectFailover: true})
+// d: recovery: after the failover the old node's taint relaxes to the
+// NoSchedule quarantine and is removed when the quarantine ends.
+func TestScenarioD_QuarantineCleared(t *testing.T) {
+	runAgentScenario(t, failoverCase{name: "d: listener refused, quarantine cleared", fault: []string{"mode refuse"}, expectFailover: true, expectCleared: true})
 }
 
-// e: a single crash the watchdog recovers from at once is a blip: unready
-// for a moment, no taint, no eviction.
-func TestScenarioE_BlipNoFailover(t *testing.T) {
-	runAgentScenario(t, failoverCase{name: "e: one crash (blip)", fault: []string{"crash"}, expectFailover: false})
+// e: the agent is killed with SIGKILL mid-failover (right after it tainted
+// the node) and restarted: it converges — the replacement is Ready, the old
+// node's taint goes through the quarantine and is removed; nothing is left.
+func TestScenarioE_AgentKilledMidFailover(t *testing.T) {
+	runAgentScenario(t, failoverCase{name: "e: agent SIGKILL mid-failover", fault: []string{"mode hang"}, expectFailover: true, expectCleared: true,
+		midFailover: func(e *env, tl *timeline, nodeA string) {
+			e.restartPlayerAgent(tl, nodeA)
+		}})
 }
 
-// f: the engine refuses connections (listener closed) while the process
-// lives — a failure that only a TDS-level probe sees as such; after the
-// failover the old node stays quarantined NoSchedule.
-func TestScenarioF_RefuseThenQuarantine(t *testing.T) {
-	runAgentScenario(t, failoverCase{name: "f: listener refused, quarantine", fault: []string{"mode refuse"}, expectFailover: true})
+// f: the API server is restarted mid-failover (right after the taint): the
+// agents' watches and writes recover and the failover completes.
+func TestScenarioF_APIServerRestartedMidFailover(t *testing.T) {
+	runAgentScenario(t, failoverCase{name: "f: API server restarted mid-failover", fault: []string{"mode hang"}, expectFailover: true, expectCleared: true,
+		midFailover: func(e *env, tl *timeline, nodeA string) {
+			e.restartAPIServer(tl)
+		}})
+}
+
+// Two further faults the agent must catch: the engine process gone for good,
+// and a zombie engine.
+func TestScenarioExtra_EngineGone(t *testing.T) {
+	runAgentScenario(t, failoverCase{name: "extra: engine gone", fault: []string{"stop-restarting", "crash"}, expectFailover: true})
+}
+
+func TestScenarioExtra_Zombie(t *testing.T) {
+	runAgentScenario(t, failoverCase{name: "extra: engine zombie", fault: []string{"mode zombie"}, expectFailover: true})
 }
 
 // g: vanilla baseline. No agent: inject an engine fault and watch for a
@@ -220,6 +259,14 @@ func TestScenarioG_VanillaBaseline(t *testing.T) {
 	_, _ = control(info.Control, "mode ok")
 	obs.check(t)
 	tl.print(t, "g: vanilla baseline, fault "+fault)
+	var tReady, tAttached time.Time
+	for _, p := range e.sqlPods() {
+		if p.UID != pod.UID && p.Spec.NodeName != nodeA && podCond(&p, corev1.PodReady) == corev1.ConditionTrue {
+			tReady = time.Now()
+			tAttached, _ = obs.attachedAtOn(p.Spec.NodeName)
+		}
+	}
+	benchLine(t, &tl, "g", tReady, tAttached)
 	if failedOver == "" {
 		t.Logf("RESULT g (vanilla, %s): did not fail over within %v — pod %s still on %s (%s); expected: nothing in vanilla Kubernetes probes the engine", fault, T, pod.Name, nodeA, state)
 	} else {

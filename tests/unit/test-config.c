@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "policy.h"
 
 #define HEAD       "apiVersion: edgewarden.io/v1alpha1\nkind: AgentConfig\n"
 #define CONFIG_DIR FIXTURES "/config"
@@ -105,6 +106,33 @@ static void assert_probe_eq(const struct config_probe *a, const struct config_pr
     ck_assert_uint_eq(a->stuck_after_ms, b->stuck_after_ms);
 }
 
+static void assert_policy_eq(const struct config_policy *a, const struct config_policy *b) {
+    ck_assert_uint_eq(a->relocate_after_ms, b->relocate_after_ms);
+    ck_assert_uint_eq(a->restart_allowance_ms, b->restart_allowance_ms);
+    ck_assert_uint_eq(a->quarantine_ms, b->quarantine_ms);
+    ck_assert_uint_eq(a->event_dedup_window_ms, b->event_dedup_window_ms);
+    ck_assert_uint_eq(a->budget_retry_ms, b->budget_retry_ms);
+    ck_assert_int_eq(a->evict_enabled, b->evict_enabled);
+    ck_assert_uint_eq(a->evict_after_ms, b->evict_after_ms);
+    ck_assert_int_eq(a->cordon_enabled, b->cordon_enabled);
+    ck_assert_uint_eq(a->cordon_after_ms, b->cordon_after_ms);
+}
+
+static void assert_kubernetes_eq(const struct config_kubernetes *a,
+                                 const struct config_kubernetes *b) {
+    ck_assert_int_eq(a->enabled, b->enabled);
+    ck_assert_str_eq(a->kubeconfig, b->kubeconfig);
+    ck_assert_str_eq(a->context, b->context);
+    ck_assert_int_eq(a->allow_insecure, b->allow_insecure);
+    ck_assert_str_eq(a->namespace, b->namespace);
+    ck_assert_double_eq(a->qps, b->qps);
+    ck_assert_uint_eq(a->burst, b->burst);
+    ck_assert_uint_eq(a->request_timeout_ms, b->request_timeout_ms);
+    ck_assert_uint_eq(a->lease_duration_ms, b->lease_duration_ms);
+    ck_assert_uint_eq(a->lease_renew_ms, b->lease_renew_ms);
+    ck_assert_str_eq(a->pod_selector, b->pod_selector);
+}
+
 static void assert_config_eq(const struct config *a, const struct config *b) {
     ck_assert_str_eq(a->node_name, b->node_name);
     ck_assert_int_eq(a->log_level, b->log_level);
@@ -126,6 +154,8 @@ static void assert_config_eq(const struct config *a, const struct config *b) {
         for (size_t j = 0; j < s->n_probes; j++)
             assert_probe_eq(&s->probes[j], &t->probes[j]);
     }
+    assert_policy_eq(&a->policy, &b->policy);
+    assert_kubernetes_eq(&a->kubernetes, &b->kubernetes);
 }
 
 static char *read_all(const char *path, size_t *len_out) {
@@ -212,8 +242,54 @@ START_TEST(test_default) {
     assert_probe_eq(
         &c->targets[0].probes[1],
         &(struct config_probe){CONFIG_PROBE_PROCESS, "process", {5000, 1000, 1000, 1, 1}, 30000});
+    assert_policy_eq(&c->policy, &(struct config_policy){
+                                     .relocate_after_ms = 30000,
+                                     .restart_allowance_ms = 20000,
+                                     .quarantine_ms = 300000,
+                                     .event_dedup_window_ms = 60000,
+                                     .budget_retry_ms = 5000,
+                                     .evict_enabled = false,
+                                     .evict_after_ms = 60000,
+                                     .cordon_enabled = false,
+                                     .cordon_after_ms = 30000,
+                                 });
+    assert_kubernetes_eq(&c->kubernetes, &(struct config_kubernetes){
+                                             .enabled = false,
+                                             .kubeconfig = "",
+                                             .context = "",
+                                             .allow_insecure = false,
+                                             .namespace = "",
+                                             .qps = 20,
+                                             .burst = 40,
+                                             .request_timeout_ms = 10000,
+                                             .lease_duration_ms = 40000,
+                                             .lease_renew_ms = 10000,
+                                             .pod_selector = "",
+                                         });
     config_free(c);
     config_free(NULL);
+}
+END_TEST
+
+START_TEST(test_default_policy_matches_engine) {
+    /* The file's defaults are the policy engine's own: one ladder, one set of numbers. */
+    struct config *c = config_new_default();
+    struct policy_config p;
+
+    ck_assert_ptr_nonnull(c);
+    policy_config_default(&p);
+    assert_policy_eq(&c->policy, &(struct config_policy){
+                                     .relocate_after_ms = p.relocate_after_ms,
+                                     .restart_allowance_ms = p.restart_allowance_ms,
+                                     .quarantine_ms = p.quarantine_ms,
+                                     .event_dedup_window_ms = p.event_dedup_window_ms,
+                                     .budget_retry_ms = p.budget_retry_ms,
+                                     .evict_enabled = p.evict_enabled,
+                                     .evict_after_ms = p.evict_after_ms,
+                                     .cordon_enabled = p.cordon_enabled,
+                                     .cordon_after_ms = p.cordon_after_ms,
+                                 });
+    config_free(c);
 }
 END_TEST
 
@@ -253,7 +329,219 @@ START_TEST(test_full) {
     ck_assert_uint_eq(c->targets[1].n_probes, 2);
     assert_probe_eq(&c->targets[1].probes[0],
                     &(struct config_probe){CONFIG_PROBE_TDS, "tds", {1000, 500, 250, 2, 3}, 0});
+    assert_policy_eq(&c->policy, &(struct config_policy){
+                                     .relocate_after_ms = 45000,
+                                     .restart_allowance_ms = 30000,
+                                     .quarantine_ms = 600000,
+                                     .event_dedup_window_ms = 120000,
+                                     .budget_retry_ms = 10000,
+                                     .evict_enabled = true,
+                                     .evict_after_ms = 90000,
+                                     .cordon_enabled = true,
+                                     .cordon_after_ms = 60000,
+                                 });
+    assert_kubernetes_eq(&c->kubernetes, &(struct config_kubernetes){
+                                             .enabled = true,
+                                             .kubeconfig = "/etc/edgewarden/kubeconfig",
+                                             .context = "edge",
+                                             .allow_insecure = false,
+                                             .namespace = "sql-ops",
+                                             .qps = 5.5,
+                                             .burst = 10,
+                                             .request_timeout_ms = 15000,
+                                             .lease_duration_ms = 60000,
+                                             .lease_renew_ms = 15000,
+                                             .pod_selector = "",
+                                         });
     loaded_free(&l);
+}
+END_TEST
+
+START_TEST(test_pod_mode) {
+    struct loaded l = load_file(CONFIG_DIR "/valid-kubernetes.yaml");
+    const struct config *c = l.c;
+
+    ck_assert_msg(l.r == 0, "%s", l.errors);
+    ck_assert(c->kubernetes.enabled);
+    ck_assert_str_eq(c->kubernetes.namespace, "edgewarden");
+    /* Kept as written: the reporter parses it again for its queries. */
+    ck_assert_str_eq(c->kubernetes.pod_selector, "app=sqledge,edgewarden.io/supervised!=false");
+    ck_assert_str_eq(c->kubernetes.kubeconfig, "");
+    ck_assert_str_eq(c->kubernetes.context, "");
+    ck_assert_double_eq(c->kubernetes.qps, 20);
+    ck_assert_uint_eq(c->kubernetes.lease_duration_ms, 40000);
+    ck_assert_uint_eq(c->policy.relocate_after_ms, 20000);
+    ck_assert(c->policy.evict_enabled);
+    ck_assert_uint_eq(c->policy.evict_after_ms, 60000); /* enabled, after omitted */
+    ck_assert(!c->policy.cordon_enabled);
+    /* targets[0] is the template for each pod. */
+    ck_assert_uint_eq(c->n_targets, 1);
+    ck_assert_str_eq(c->targets[0].name, "sqledge");
+    ck_assert_uint_eq(c->targets[0].port, 1433);
+    assert_probe_eq(&c->targets[0].probes[0],
+                    &(struct config_probe){CONFIG_PROBE_TDS, "tds", {1000, 500, 1000, 2, 3}, 0});
+    loaded_free(&l);
+}
+END_TEST
+
+START_TEST(test_kubernetes_values) {
+    struct config *c;
+
+    /* Limits are inclusive where the schema says so; qps takes integers and fractions. */
+    c = must_load(HEAD
+                  "kubernetes:\n"
+                  "  qps: 10000\n"
+                  "  burst: 10000\n"
+                  "  requestTimeout: 5m\n"
+                  "  lease: {duration: 1h, renewInterval: 59m59.999s}\n"
+                  "  namespace: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n"
+                  "  pods: {selector: \" app = sqledge , tier!=test, canary, !legacy \"}\n");
+    ck_assert_double_eq(c->kubernetes.qps, 10000);
+    ck_assert_uint_eq(c->kubernetes.burst, 10000);
+    ck_assert_uint_eq(c->kubernetes.request_timeout_ms, 300000);
+    ck_assert_uint_eq(c->kubernetes.lease_duration_ms, 3600000);
+    ck_assert_uint_eq(c->kubernetes.lease_renew_ms, 3599999);
+    ck_assert_uint_eq(strlen(c->kubernetes.namespace), 63);
+    ck_assert_str_eq(c->kubernetes.pod_selector, " app = sqledge , tier!=test, canary, !legacy ");
+    config_free(c);
+
+    c = must_load(HEAD "kubernetes: {qps: 0.25, burst: 1, requestTimeout: 1, "
+                       "lease: {duration: 1s, renewInterval: 999ms}, allowInsecure: true}\n"
+                       "policy: {relocateAfter: 0, restartAllowance: 0, quarantine: 0, "
+                       "eventDedupWindow: 0, budgetRetry: 1, evict: {after: 0}, "
+                       "cordon: {enabled: true, after: 24h}}\n");
+    ck_assert_double_eq(c->kubernetes.qps, 0.25);
+    ck_assert_uint_eq(c->kubernetes.burst, 1);
+    ck_assert_uint_eq(c->kubernetes.request_timeout_ms, 1);
+    ck_assert_uint_eq(c->kubernetes.lease_duration_ms, 1000);
+    ck_assert_uint_eq(c->kubernetes.lease_renew_ms, 999);
+    ck_assert(c->kubernetes.allow_insecure);
+    ck_assert_uint_eq(c->policy.relocate_after_ms, 0);
+    ck_assert_uint_eq(c->policy.quarantine_ms, 0);
+    ck_assert_uint_eq(c->policy.budget_retry_ms, 1);
+    ck_assert(!c->policy.evict_enabled);
+    ck_assert_uint_eq(c->policy.evict_after_ms, 0);
+    ck_assert(c->policy.cordon_enabled);
+    ck_assert_uint_eq(c->policy.cordon_after_ms, 86400000);
+    config_free(c);
+
+    /* null and empty sections keep the defaults; a shorter lease takes the
+     * default renewal when that still fits. */
+    c = must_load(HEAD "policy: {}\nkubernetes:\n  enabled: ~\n  namespace: \"\"\n"
+                       "  lease: {duration: 11s}\n  pods: {selector: \"\"}\n");
+    ck_assert(!c->kubernetes.enabled);
+    ck_assert_str_eq(c->kubernetes.namespace, "");
+    ck_assert_str_eq(c->kubernetes.pod_selector, "");
+    ck_assert_uint_eq(c->kubernetes.lease_duration_ms, 11000);
+    ck_assert_uint_eq(c->kubernetes.lease_renew_ms, 10000);
+    ck_assert_uint_eq(c->policy.quarantine_ms, 300000);
+    config_free(c);
+}
+END_TEST
+
+START_TEST(test_kubernetes_invalid) {
+    /* Bad durations, in each section, with the section's own bounds. */
+    ck_assert_fails(HEAD "policy:\n  relocateAfter: 30\n  restartAllowance: \"20\"\n"
+                         "  quarantine: 5 m\n  eventDedupWindow: -1s\n  budgetRetry: 0s\n",
+                    "policy.restartAllowance: missing unit in duration (write \"20ms\")\n"
+                    "policy.quarantine: not a duration (like \"500ms\", \"2s\" or \"1m30s\")\n"
+                    "policy.eventDedupWindow: must not be negative\n"
+                    "policy.budgetRetry: must be > 0\n");
+    ck_assert_fails(HEAD "policy: {relocateAfter: 25h, evict: {enabled: 1, after: 1.5}, "
+                         "cordon: {enabled: \"true\", after: 2x}}\n",
+                    "policy.relocateAfter: must be at most 24h\n"
+                    "policy.evict.enabled: must be true or false, not an integer\n"
+                    "policy.evict.after: must be a duration (like \"2s\") or integer "
+                    "milliseconds, not a number\n"
+                    "policy.cordon.enabled: must be true or false, not a string\n"
+                    "policy.cordon.after: unknown unit \"x\" in duration (use ms, s, m or h)\n");
+    ck_assert_fails(HEAD "kubernetes: {requestTimeout: 0}\n",
+                    "kubernetes.requestTimeout: must be > 0\n");
+    ck_assert_fails(HEAD "kubernetes: {requestTimeout: 301s}\n",
+                    "kubernetes.requestTimeout: must be at most 5m\n");
+    ck_assert_fails(HEAD "kubernetes: {requestTimeout: 48h}\n",
+                    "kubernetes.requestTimeout: must be at most 5m\n");
+    /* qps and burst. */
+    ck_assert_fails(HEAD "kubernetes: {qps: 0, burst: 0}\n",
+                    "kubernetes.qps: must be > 0\nkubernetes.burst: must be >= 1\n");
+    ck_assert_fails(HEAD "kubernetes: {qps: -0.5, burst: -1}\n",
+                    "kubernetes.qps: must be > 0\nkubernetes.burst: must be >= 1\n");
+    ck_assert_fails(HEAD "kubernetes: {qps: 10000.5, burst: 10001}\n",
+                    "kubernetes.qps: must be <= 10000\nkubernetes.burst: must be <= 10000\n");
+    ck_assert_fails(HEAD "kubernetes: {qps: \"20\", burst: 2.5}\n",
+                    "kubernetes.qps: must be a number, not a string\n"
+                    "kubernetes.burst: must be an integer, not a number\n");
+    /* The Lease. */
+    ck_assert_fails(HEAD "kubernetes: {lease: {renewInterval: 40s}}\n",
+                    "kubernetes.lease.renewInterval: must be shorter than "
+                    "kubernetes.lease.duration (40s)\n");
+    ck_assert_fails(HEAD "kubernetes: {lease: {duration: 5s}}\n",
+                    "kubernetes.lease.renewInterval: must be shorter than "
+                    "kubernetes.lease.duration (5s)\n");
+    ck_assert_fails(HEAD "kubernetes: {lease: {duration: 1m30s, renewInterval: 2m}}\n",
+                    "kubernetes.lease.renewInterval: must be shorter than "
+                    "kubernetes.lease.duration (1m30s)\n");
+    ck_assert_fails(HEAD "kubernetes: {lease: {duration: 40500, renewInterval: 10s}}\n",
+                    "kubernetes.lease.duration: must be a whole number of seconds\n");
+    ck_assert_fails(HEAD "kubernetes: {lease: {duration: 500ms, renewInterval: 100ms}}\n",
+                    "kubernetes.lease.duration: must be a whole number of seconds\n");
+    /* A bad duration is reported once, not again as a bad pair. */
+    ck_assert_fails(HEAD "kubernetes: {lease: {duration: 0, renewInterval: 1h}}\n",
+                    "kubernetes.lease.duration: must be > 0\n");
+    ck_assert_fails(HEAD "kubernetes: {lease: {duration: 2h, renewInterval: 0}}\n",
+                    "kubernetes.lease.duration: must be at most 1h\n"
+                    "kubernetes.lease.renewInterval: must be > 0\n");
+    ck_assert_fails(HEAD "kubernetes: {lease: 40s}\n",
+                    "kubernetes.lease: must be a mapping, not a string\n");
+    /* Names and strings. */
+    ck_assert_fails(HEAD "kubernetes: {namespace: Kube_System, kubeconfig: 5, context: [a], "
+                         "enabled: \"yes\", allowInsecure: no}\n",
+                    "kubernetes.enabled: must be true or false, not a string\n"
+                    "kubernetes.kubeconfig: must be a string, not an integer\n"
+                    "kubernetes.context: must be a string, not a list\n"
+                    "kubernetes.allowInsecure: must be true or false, not a string\n"
+                    "kubernetes.namespace: must be a DNS label "
+                    "([a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63 characters)\n");
+    ck_assert_fails(HEAD "kubernetes: {namespace: "
+                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa}\n",
+                    "kubernetes.namespace: must be a DNS label "
+                    "([a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63 characters)\n");
+    ck_assert_fails(HEAD "kubernetes: {namespace: kube.system}\n",
+                    "kubernetes.namespace: must be a DNS label "
+                    "([a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63 characters)\n");
+    /* Selectors: equality-based only, as the reporter sends them. */
+    ck_assert_fails(HEAD "kubernetes: {pods: {selector: \"app in (sqledge)\"}}\n",
+                    "kubernetes.pods.selector: not a valid labelSelector: set-based selectors "
+                    "are not supported\n");
+    ck_assert_fails(HEAD "kubernetes: {pods: {selector: \"app notin (a,b)\"}}\n",
+                    "kubernetes.pods.selector: not a valid labelSelector: set-based selectors "
+                    "are not supported\n");
+    ck_assert_fails(HEAD "kubernetes: {pods: {selector: \"app=a,,b=c\"}}\n",
+                    "kubernetes.pods.selector: not a valid labelSelector: empty term\n");
+    ck_assert_fails(HEAD "kubernetes: {pods: {selector: \"App_=x\"}}\n",
+                    "kubernetes.pods.selector: not a valid labelSelector: invalid key\n");
+    ck_assert_fails(HEAD "kubernetes: {pods: {selector: \"app=a b\"}}\n",
+                    "kubernetes.pods.selector: not a valid labelSelector: invalid value\n");
+    ck_assert_fails(HEAD "kubernetes: {pods: {selector: [app=a]}}\n",
+                    "kubernetes.pods.selector: must be a string, not a list\n");
+    /* Unknown keys, with hints, at every level of both sections. */
+    ck_assert_fails(HEAD "kubernets: {}\npolcy: {}\n",
+                    "kubernets: unknown key (did you mean \"kubernetes\"?)\n"
+                    "polcy: unknown key (did you mean \"policy\"?)\n");
+    ck_assert_fails(HEAD "policy: {relocate: 1s, evict: {enable: true}, cordon: {afterr: 1s}}\n"
+                         "kubernetes: {kubeConfig: x, QPS: 1, lease: {renew: 1s}, "
+                         "pods: {labelSelector: a}, requestTimout: 1s}\n",
+                    "policy.relocate: unknown key\n"
+                    "policy.evict.enable: unknown key (did you mean \"enabled\"?)\n"
+                    "policy.cordon.afterr: unknown key (did you mean \"after\"?)\n"
+                    "kubernetes.kubeConfig: unknown key (did you mean \"kubeconfig\"?)\n"
+                    "kubernetes.QPS: unknown key (did you mean \"qps\"?)\n"
+                    "kubernetes.requestTimout: unknown key (did you mean \"requestTimeout\"?)\n"
+                    "kubernetes.lease.renew: unknown key\n"
+                    "kubernetes.pods.labelSelector: unknown key\n");
+    ck_assert_fails(HEAD "policy: 5\nkubernetes: [a]\n",
+                    "policy: must be a mapping, not an integer\n"
+                    "kubernetes: must be a mapping, not a list\n");
 }
 END_TEST
 
@@ -876,6 +1164,57 @@ START_TEST(test_env_invalid) {
 }
 END_TEST
 
+START_TEST(test_set_option_kubernetes) {
+    struct config_errors errs = {0};
+    struct config *c = must_load(HEAD "kubernetes: {kubeconfig: /etc/k, context: file-ctx}\n");
+    char *long_value = malloc(CONFIG_MAX_STRING_BYTES + 2);
+    char *printed;
+
+    ck_assert_int_eq(
+        config_set_option(c, "kubernetes.kubeconfig", "/root/.kube/config", "--kubeconfig", &errs),
+        0);
+    ck_assert_str_eq(c->kubernetes.kubeconfig, "/root/.kube/config");
+    ck_assert_int_eq(config_set_option(c, "kubernetes.context", "kind-edge", "--context", &errs),
+                     0);
+    ck_assert_str_eq(c->kubernetes.context, "kind-edge");
+    /* Any string is a context name; "" resets both to "not set". */
+    ck_assert_int_eq(config_set_option(c, "kubernetes.context", "a b/c:d", "--context", &errs), 0);
+    ck_assert_str_eq(c->kubernetes.context, "a b/c:d");
+    ck_assert_int_eq(config_set_option(c, "kubernetes.context", "", "--context", &errs), 0);
+    ck_assert_str_eq(c->kubernetes.context, "");
+    ck_assert_int_eq(config_set_option(c, "kubernetes.kubeconfig", "", "--kubeconfig", &errs), 0);
+    ck_assert_str_eq(c->kubernetes.kubeconfig, "");
+    ck_assert_uint_eq(errs.n, 0);
+
+    /* Bad input is named after the flag and changes nothing. */
+    ck_assert_ptr_nonnull(long_value);
+    memset(long_value, 'a', CONFIG_MAX_STRING_BYTES + 1);
+    long_value[CONFIG_MAX_STRING_BYTES + 1] = '\0';
+    ck_assert_int_eq(config_set_option(c, "kubernetes.kubeconfig", "/x", "--kubeconfig", &errs), 0);
+    ck_assert_int_eq(
+        config_set_option(c, "kubernetes.kubeconfig", long_value, "--kubeconfig", &errs), -EINVAL);
+    ck_assert_int_eq(config_set_option(c, "kubernetes.context", long_value, "--context", &errs),
+                     -EINVAL);
+    ck_assert_int_eq(config_set_option(c, "kubernetes.namespace", "x", "--namespace", &errs),
+                     -EINVAL);
+    printed = print_errors(&errs);
+    ck_assert_str_eq(printed, "--kubeconfig: longer than 4096 bytes\n"
+                              "--context: longer than 4096 bytes\n"
+                              "--namespace: unknown option \"kubernetes.namespace\"\n");
+    free(printed);
+    ck_assert_str_eq(c->kubernetes.kubeconfig, "/x");
+    ck_assert_str_eq(c->kubernetes.context, "");
+    /* Exactly the limit is fine. */
+    long_value[CONFIG_MAX_STRING_BYTES] = '\0';
+    ck_assert_int_eq(
+        config_set_option(c, "kubernetes.kubeconfig", long_value, "--kubeconfig", NULL), 0);
+    ck_assert_uint_eq(strlen(c->kubernetes.kubeconfig), CONFIG_MAX_STRING_BYTES);
+    free(long_value);
+    config_errors_free(&errs);
+    config_free(c);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------ */
 /* Files, copies, fixtures and the documentation                            */
 
@@ -902,6 +1241,21 @@ START_TEST(test_dup) {
     ck_assert_ptr_nonnull(d);
     ck_assert_ptr_ne(d->targets, l.c->targets);
     ck_assert_ptr_ne(d->targets[0].probes[0].name, l.c->targets[0].probes[0].name);
+    ck_assert_ptr_ne(d->kubernetes.kubeconfig, l.c->kubernetes.kubeconfig);
+    ck_assert_ptr_ne(d->kubernetes.context, l.c->kubernetes.context);
+    ck_assert_ptr_ne(d->kubernetes.namespace, l.c->kubernetes.namespace);
+    ck_assert_ptr_ne(d->kubernetes.pod_selector, l.c->kubernetes.pod_selector);
+    assert_config_eq(d, l.c);
+    config_free(d);
+    /* Pod mode, and a copy that outlives its original. */
+    loaded_free(&l);
+    l = load_file(CONFIG_DIR "/valid-kubernetes.yaml");
+    ck_assert_int_eq(l.r, 0);
+    d = config_dup(l.c);
+    ck_assert_ptr_nonnull(d);
+    assert_config_eq(d, l.c);
+    loaded_free(&l);
+    l = load_file(CONFIG_DIR "/valid-kubernetes.yaml");
     assert_config_eq(d, l.c);
     config_free(d);
     ck_assert_ptr_null(config_dup(NULL));
@@ -1031,8 +1385,12 @@ static Suite *config_suite(void) {
     TCase *tc = tcase_create("config");
 
     tcase_add_test(tc, test_default);
+    tcase_add_test(tc, test_default_policy_matches_engine);
     tcase_add_test(tc, test_minimal_is_default);
     tcase_add_test(tc, test_full);
+    tcase_add_test(tc, test_pod_mode);
+    tcase_add_test(tc, test_kubernetes_values);
+    tcase_add_test(tc, test_kubernetes_invalid);
     tcase_add_test(tc, test_json_equals_yaml);
     tcase_add_test(tc, test_json_errors_match_yaml);
     tcase_add_test(tc, test_defaults_merged);
@@ -1057,6 +1415,7 @@ static Suite *config_suite(void) {
     tcase_add_test(tc, test_env);
     tcase_add_test(tc, test_env_empty_and_unset);
     tcase_add_test(tc, test_env_invalid);
+    tcase_add_test(tc, test_set_option_kubernetes);
     tcase_add_test(tc, test_file_errors);
     tcase_add_test(tc, test_dup);
     tcase_add_test(tc, test_errors_print);

@@ -5,6 +5,8 @@
 //	e2e-ctl nodes --count N      create kwok-node-0..N-1 (idempotent) and wait until Ready
 //	e2e-ctl status               one line per node and per pod on the kwok nodes
 //	e2e-ctl wait-ready           wait until the API server answers and RBAC is bootstrapped
+//	e2e-ctl token --namespace NS --service-account SA [--duration D]
+//	                             print a bound token of SA (TokenRequest API), nothing else
 package main
 
 import (
@@ -16,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -28,13 +31,16 @@ func main() {
 	log.SetFlags(0)
 	log.SetPrefix("e2e-ctl: ")
 	if len(os.Args) < 2 {
-		log.Fatal("usage: e2e-ctl apply|nodes|status|wait-ready [flags]")
+		log.Fatal("usage: e2e-ctl apply|nodes|status|wait-ready|token [flags]")
 	}
 	cmd, args := os.Args[1], os.Args[2:]
 	fs := flag.NewFlagSet(cmd, flag.ExitOnError)
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig (default $KUBECONFIG)")
 	count := fs.Int("count", 3, "nodes: number of kwok nodes")
 	timeout := fs.Duration("timeout", 60*time.Second, "how long to wait")
+	namespace := fs.String("namespace", "", "token: the ServiceAccount's namespace")
+	serviceAccount := fs.String("service-account", "", "token: the ServiceAccount")
+	duration := fs.Duration("duration", time.Hour, "token: requested lifetime (the server may shorten it)")
 	_ = fs.Parse(args)
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
@@ -67,9 +73,48 @@ func main() {
 		if err != nil {
 			log.Fatalf("API server not ready: %v", err)
 		}
+	case "token":
+		if *namespace == "" || *serviceAccount == "" {
+			log.Fatal("token: --namespace and --service-account are required")
+		}
+		tok, err := token(ctx, client, *namespace, *serviceAccount, *duration)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(tok)
 	default:
 		log.Fatalf("unknown command %q", cmd)
 	}
+}
+
+// token asks the TokenRequest API (POST .../serviceaccounts/SA/token) for a
+// token bound to nothing but the ServiceAccount, valid for d, retrying while
+// the ServiceAccount is not visible yet.
+func token(ctx context.Context, client kubernetes.Interface, ns, sa string, d time.Duration) (string, error) {
+	secs := int64(d / time.Second)
+	var tok string
+	var last error
+	err := poll(ctx, func() (bool, error) {
+		tr, err := client.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa, &authenticationv1.TokenRequest{
+			Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &secs},
+		}, metav1.CreateOptions{})
+		switch {
+		case err == nil && tr.Status.Token != "":
+			tok = tr.Status.Token
+			return true, nil
+		case err == nil:
+			return false, fmt.Errorf("token request for %s/%s: empty token in the answer", ns, sa)
+		case apierrors.IsNotFound(err):
+			last = err
+			return false, nil
+		default:
+			return false, fmt.Errorf("token request for %s/%s: %w", ns, sa, err)
+		}
+	})
+	if err != nil && last != nil {
+		return "", fmt.Errorf("%w (last: %v)", err, last)
+	}
+	return tok, err
 }
 
 func poll(ctx context.Context, cond func() (bool, error)) error { return harness.Poll(ctx, cond) }

@@ -25,7 +25,10 @@
 //     are gone.
 //
 // With --agent-bin it also starts one edgewarden agent per kwok node
-// (NODE_NAME=<node>, KUBECONFIG, `edgewarden run --config <file>`).
+// (NODE_NAME=<node>, KUBECONFIG, `edgewarden run --config <file>`); the
+// agents' KUBECONFIG is --agent-kubeconfig when given (scripts/localcluster
+// passes the edgewarden ServiceAccount's, so they run with k8s/base's RBAC),
+// else the player's own --kubeconfig.
 //
 // State for the tests lives under --state-dir: pods/<uid>.json describes the
 // stand-in of a pod (control socket, pids, cgroup).
@@ -33,6 +36,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -114,7 +118,7 @@ type player struct {
 	state     map[string]*podState // by ns/name
 	agentBin  string
 	agentConf string
-	kubecfg   string
+	kubecfg   string // the agents' KUBECONFIG
 	agents    map[string]*exec.Cmd
 	agentPort int
 }
@@ -127,6 +131,7 @@ func main() {
 	backoff := flag.Duration("restart-backoff", 10*time.Second, "initial crash-loop back-off (the kubelet's is 10s, doubling to 5m)")
 	agentBin := flag.String("agent-bin", "", "edgewarden binary: start one agent per kwok node (hook; empty: no agents)")
 	agentConf := flag.String("agent-config", "", "config file for the agents")
+	agentKubeconfig := flag.String("agent-kubeconfig", "", "the agents' KUBECONFIG (default: --kubeconfig)")
 	agentPort := flag.Int("agent-port-base", 19100, "the agents' HTTP ports: base, base+1, ... (127.0.0.1)")
 	flag.Parse()
 	log.SetFlags(log.Ltime | log.Lmicroseconds)
@@ -164,7 +169,7 @@ func main() {
 		state:     map[string]*podState{},
 		agentBin:  *agentBin,
 		agentConf: *agentConf,
-		kubecfg:   *kubeconfig,
+		kubecfg:   cmp.Or(*agentKubeconfig, *kubeconfig),
 		agents:    map[string]*exec.Cmd{},
 		agentPort: *agentPort,
 	}
