@@ -150,7 +150,7 @@ func (e *env) agentKubeconfig() string {
 }
 
 type agentCfg struct {
-	node, target, kubeconfig string
+	node, target, kubeconfig  string
 	relocateAfter, quarantine string
 	extra                     string
 }
