@@ -401,6 +401,8 @@ static int send_req(struct kube *k, enum req_kind kind, const char *method, cons
     }
     if (slot)
         slot->refs++;
+    if (log_enabled(LOG_LEVEL_DEBUG))
+        log_debug("kubernetes: %s %s%s%s", method, path, body ? " " : "", body ? body : "");
     r->next = k->reqs;
     if (k->reqs)
         k->reqs->prev = r;
@@ -656,6 +658,15 @@ static void channel_supersede(struct channel *ch, int value) {
     ch->retry_at_ms = 0;
 }
 
+/* The API already shows what is wanted. Without a write of ours in flight,
+ * nothing of ours made it so (another writer, or it was there at start): no
+ * detection-to-action sample. With one in flight (the watch reported the
+ * write before its answer arrived), the answer takes the sample. */
+static void channel_converged(struct channel *ch) {
+    if (!ch->in_flight)
+        ch->dirty_since_ns = 0;
+}
+
 static bool channel_ready(const struct kube *k, const struct channel *ch) {
     return !ch->in_flight && (!ch->retry_at_ms || ch->retry_at_ms <= now_ms(k));
 }
@@ -673,13 +684,13 @@ static void channel_ok(struct channel *ch) {
 static void sync_node_condition(struct kube *k, const struct aggregate *a) {
     struct channel *ch = &k->ch[CH_NODE_CONDITION];
     if (a->condition == POLICY_STATUS_UNSET || !k->have_node) {
-        ch->dirty_since_ns = 0;
+        channel_converged(ch);
         return;
     }
     const struct kube_json_condition *c = observed_node_condition(k);
     bool same_status = c && status_of(c->status) == a->condition;
     if (same_status && strcmp(c->reason, a->reason) == 0 && strcmp(c->message, a->message) == 0) {
-        ch->dirty_since_ns = 0;
+        channel_converged(ch);
         return;
     }
     channel_supersede(ch, (int)a->condition);
@@ -723,7 +734,7 @@ static void sync_taint(struct kube *k, const struct aggregate *a) {
         return;
     }
     if (!changed) {
-        ch->dirty_since_ns = 0;
+        channel_converged(ch);
         return;
     }
     channel_supersede(ch, (int)a->taint);
@@ -762,7 +773,7 @@ static void sync_cordon(struct kube *k, const struct aggregate *a) {
     else {
         if (!k->nd.unschedulable)
             k->we_cordoned = false;
-        ch->dirty_since_ns = 0;
+        channel_converged(ch);
         return;
     }
     channel_supersede(ch, want);
@@ -793,12 +804,12 @@ static void sync_pod_ready(struct kube *k, struct kube_slot *s) {
     const struct pod_entry *e;
     const struct kube_json_condition *c = observed_pod_ready(k, s, &e);
     if (!s->has_pod || d->pod_ready == POLICY_STATUS_UNSET || !e || e->pod.meta.deleting) {
-        ch->dirty_since_ns = 0;
+        channel_converged(ch);
         return;
     }
     bool same_status = c && status_of(c->status) == d->pod_ready;
     if (same_status && strcmp(c->reason, d->reason) == 0) {
-        ch->dirty_since_ns = 0;
+        channel_converged(ch);
         return;
     }
     channel_supersede(ch, (int)d->pod_ready);
@@ -1353,6 +1364,11 @@ static void on_req_done(int result, struct httpc_response *resp, void *data) {
     struct kube *k = r->k;
     r->call = NULL;
     count_request(k, r->verb, r->resource, result, resp, r->start_ns);
+    if (log_enabled(LOG_LEVEL_DEBUG))
+        log_debug("kubernetes: %s %s -> %ld%s%s in %.1f ms (%u attempts)", r->verb, r->resource,
+                  result < 0 ? 0L : resp->status, result < 0 ? " " : "",
+                  result < 0 ? resp->error : "", (double)(uv_hrtime() - r->start_ns) / 1e6,
+                  resp ? resp->attempts : 0);
     note_answer(k, result, resp);
     if (result == 0 && resp->status == 401)
         token_reread(k);

@@ -131,7 +131,7 @@ def agent_config(node, target, kubeconfig, listen, interval="100ms", timeout="10
     return f"""apiVersion: edgewarden.io/v1alpha1
 kind: AgentConfig
 nodeName: {node}
-log: {{level: info, format: json}}
+log: {{level: {os.environ.get("BENCH_LOG_LEVEL", "info")}, format: json}}
 server: {{listen: "{listen}"}}
 health: {{startupGrace: 1s}}
 targets:
@@ -217,12 +217,19 @@ def kube_requests(port):
     return out
 
 
-def wait_for(cond, timeout, what):
+def wait_for(cond, timeout, what, log=None):
     deadline = time.time() + timeout
     while time.time() < deadline:
         if cond():
             return
         time.sleep(0.02)
+    if log:
+        with open(log) as f:
+            lines = [l for l in f if '"debug"' not in l]
+        sys.stderr.write("".join(lines[-30:]))
+        if os.environ.get("BENCH_KEEP_LOG"):
+            import shutil as _sh
+            _sh.copy(log, "/tmp/bench-agent.log")
     raise SystemExit(f"timed out waiting for {what}")
 
 
@@ -239,10 +246,10 @@ def bench_latency(cl, trials, work):
             for i in range(trials):
                 n = len(acks(a.log, "NoExecute"))
                 s.command("mode refuse")
-                wait_for(lambda: len(acks(a.log, "NoExecute")) > n, 20, f"NoExecute ack #{i + 1}")
+                wait_for(lambda: len(acks(a.log, "NoExecute")) > n, 20, f"NoExecute ack #{i + 1}", a.log)
                 m = len(acks(a.log, "NoSchedule"))
                 s.command("mode ok")
-                wait_for(lambda: len(acks(a.log, "NoSchedule")) > m, 20, f"NoSchedule ack #{i + 1}")
+                wait_for(lambda: len(acks(a.log, "NoSchedule")) > m, 20, f"NoSchedule ack #{i + 1}", a.log)
             lat = acks(a.log, "NoExecute")
         finally:
             a.stop()
