@@ -309,7 +309,8 @@ static void set_api_ok(struct kube *k, bool ok, const char *why, const char *det
     }
     k->api_ok = ok;
     k->api_why = ok ? NULL : why;
-    snprintf(k->api_error, sizeof(k->api_error), "%s", ok || !detail ? "" : detail);
+    snprintf(k->api_error, sizeof(k->api_error), "%.*s", (int)sizeof(k->api_error) - 1,
+             ok || !detail ? "" : detail);
     if (k->m.reachable)
         metric_set(k->m.reachable, NULL, ok ? 1 : 0);
 }
