@@ -129,8 +129,11 @@ func runAgentScenario(t *testing.T, c failoverCase) {
 	tAttached, _ := obs.attachedAtOn(repl.Spec.NodeName)
 	letter, _, _ := strings.Cut(c.name, ":")
 	benchLine(t, &tl, letter, tReady, tAttached)
+	// The informer may miss a short-lived state while the API server
+	// restarts (scenario f); the agent's Event says it too.
 	e.waitFor("the quarantine (NoSchedule) on "+nodeA, 120*time.Second, func() (bool, error) {
-		return obs.sawTaint(nodeA, string(corev1.TaintEffectNoSchedule)), nil
+		return obs.sawTaint(nodeA, string(corev1.TaintEffectNoSchedule)) ||
+			e.agentEvents(ns, pod.Name)["Quarantined"] > 0, nil
 	})
 	// The node condition stays while kwok heartbeats the node (it rewrites
 	// the node status every few seconds): nothing of ours is lost.
