@@ -861,8 +861,12 @@ static void sync_all(struct kube *k) {
         return;
     struct aggregate a;
     aggregate(k, &a);
-    sync_node_condition(k, &a);
+    /* The taint first: its patch is conditional on the node's
+     * resourceVersion, which the condition patch (not conditional) would
+     * move, turning a concurrent taint write into a 409 and a second round
+     * trip. */
     sync_taint(k, &a);
+    sync_node_condition(k, &a);
     sync_cordon(k, &a);
     for (struct kube_slot *s = k->slots; s; s = s->next)
         sync_pod_ready(k, s);
