@@ -592,28 +592,27 @@ static void slot_reconcile(struct kube_slot *s, bool node_level) {
 static void maybe_reconcile(struct kube *k) {
     if (k->reconciled || !k->have_node || (k->pod_mode && !k->pod_watch.synced))
         return;
-    k->reconciled = true;
-    bool any = false;
-    for (struct kube_slot *s = k->slots; s; s = s->next) {
-        slot_reconcile(s, true);
-        any = true;
-    }
+    bool any = k->slots != NULL;
     /* Our taint or condition with no target left to own it (the agent
      * restarted during a quarantine, after its pod had gone): an orphan slot
-     * adopts it and winds it down the normal way. */
+     * adopts it and winds it down the normal way. Made before reconciled is
+     * set, so it is reconciled once, with the others. */
     const struct kube_json_condition *nc = observed_node_condition(k);
+    struct kube_slot *orphan = NULL;
     if (!any && (observed_taint(k) != POLICY_TAINT_NONE ||
-                 (nc && status_of(nc->status) == POLICY_STATUS_TRUE))) {
-        struct kube_slot *s = kube_slot_new(k, "(node)", NULL);
-        if (s) {
-            slot_reconcile(s, true);
-            kube_slot_gone(s);
-        }
-    }
-    const struct kube_json_condition *c = observed_node_condition(k);
+                 (nc && status_of(nc->status) == POLICY_STATUS_TRUE)))
+        orphan = kube_slot_new(k, "(node)", NULL);
+    k->reconciled = true;
+    for (struct kube_slot *s = k->slots; s; s = s->next)
+        slot_reconcile(s, true);
+    if (orphan)
+        kube_slot_gone(orphan);
     log_info("kubernetes: node %s listed (condition %s %s, taint %s); reconciled %s", k->node,
-             POLICY_NODE_CONDITION, c ? c->status : "absent", policy_taint_name(observed_taint(k)),
-             any ? "with the targets" : "(no targets)");
+             POLICY_NODE_CONDITION, nc ? nc->status : "absent",
+             policy_taint_name(observed_taint(k)),
+             any      ? "with the targets"
+             : orphan ? "(no targets; winding down what is there)"
+                      : "(no targets)");
 }
 
 /* ---- writes ------------------------------------------------------------ */

@@ -849,3 +849,28 @@ func TestAgentBadKubeconfigExits2(t *testing.T) {
 		t.Errorf("the error does not name the missing context:\n%s", out)
 	}
 }
+
+// A taint and an unhealthy condition left on a node with no SQL pod (the
+// agent restarted during a quarantine, after its pod had moved): the agent,
+// in pod mode with no pod of its own, adopts them and winds them down —
+// NoExecute becomes the NoSchedule quarantine, which is then lifted.
+func TestAgentWindsDownOrphanedTaint(t *testing.T) {
+	e := newEnv(t)
+	node := e.makeNode("ew-orphan")
+	if err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		n, err := e.client.CoreV1().Nodes().Get(e.ctx, node, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		n.Spec.Taints = append(n.Spec.Taints, corev1.Taint{Key: harness.Taint, Effect: corev1.TaintEffectNoExecute})
+		_, err = e.client.CoreV1().Nodes().Update(e.ctx, n, metav1.UpdateOptions{})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s := e.startStandin()
+	e.startAgent(agentCfg{node: node, target: s.listen, kubeconfig: e.agentKubeconfig(), relocateAfter: "1s", quarantine: "3s",
+		extra: fmt.Sprintf("  pods: {selector: app=nothing-%06d}\n", rand.Intn(1000000))})
+	e.waitNode("the orphaned NoExecute turned into the quarantine", node, 30*time.Second, taintIs("NoSchedule"))
+	e.waitNode("the quarantine lifted", node, 30*time.Second, taintIs(""))
+}
