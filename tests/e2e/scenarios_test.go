@@ -189,7 +189,10 @@ func TestScenarioE_AgentKilledMidFailover(t *testing.T) {
 }
 
 // f: the API server is restarted mid-failover (right after the taint): the
-// agents' watches and writes recover and the failover completes.
+// agents' watches and writes recover and the failover completes. When the
+// taint manager's own eviction was lost with the restart (it does not retry),
+// the agent's eviction step (policy.evict, on in agent-pods.yaml) moves the
+// pod.
 func TestScenarioF_APIServerRestartedMidFailover(t *testing.T) {
 	runAgentScenario(t, failoverCase{name: "f: API server restarted mid-failover", fault: []string{"mode hang"}, expectFailover: true, expectCleared: true,
 		midFailover: func(e *env, tl *timeline, nodeA string) {
