@@ -667,6 +667,15 @@ static void channel_converged(struct channel *ch) {
         ch->dirty_since_ns = 0;
 }
 
+/* The write send_req() just queued (it puts a request first in k->reqs) is
+ * now ch's request in flight. */
+static void channel_started(struct kube *k, struct channel *ch) {
+    ch->in_flight = true;
+    ch->req = k->reqs;
+    ch->value = ch->req->value;
+    ch->retry_at_ms = 0;
+}
+
 static bool channel_ready(const struct kube *k, const struct channel *ch) {
     return !ch->in_flight && (!ch->retry_at_ms || ch->retry_at_ms <= now_ms(k));
 }
@@ -714,10 +723,7 @@ static void sync_node_condition(struct kube *k, const struct aggregate *a) {
         channel_failed(k, ch);
         return;
     }
-    ch->in_flight = true;
-    ch->req = k->reqs; /* send_req() put it first */
-    ch->value = ch->req->value;
-    ch->retry_at_ms = 0;
+    channel_started(k, ch);
 }
 
 static void sync_taint(struct kube *k, const struct aggregate *a) {
@@ -755,10 +761,7 @@ static void sync_taint(struct kube *k, const struct aggregate *a) {
         channel_failed(k, ch);
         return;
     }
-    ch->in_flight = true;
-    ch->req = k->reqs; /* send_req() put it first */
-    ch->value = ch->req->value;
-    ch->retry_at_ms = 0;
+    channel_started(k, ch);
 }
 
 static void sync_cordon(struct kube *k, const struct aggregate *a) {
@@ -792,10 +795,7 @@ static void sync_cordon(struct kube *k, const struct aggregate *a) {
         channel_failed(k, ch);
         return;
     }
-    ch->in_flight = true;
-    ch->req = k->reqs; /* send_req() put it first */
-    ch->value = ch->req->value;
-    ch->retry_at_ms = 0;
+    channel_started(k, ch);
 }
 
 static void sync_pod_ready(struct kube *k, struct kube_slot *s) {
@@ -833,10 +833,7 @@ static void sync_pod_ready(struct kube *k, struct kube_slot *s) {
         channel_failed(k, ch);
         return;
     }
-    ch->in_flight = true;
-    ch->req = k->reqs; /* send_req() put it first */
-    ch->value = ch->req->value;
-    ch->retry_at_ms = 0;
+    channel_started(k, ch);
 }
 
 /* Free slots whose target left and whose ladder has nothing more to do. */
