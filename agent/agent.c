@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "cluster.h"
 #include "httpd.h"
 #include "kube.h"
 #include "kubeconfig.h"
@@ -93,6 +94,7 @@ struct agent {
     struct agent_metrics m;
     struct httpd *httpd;
     struct kube *kube;
+    struct cluster *cluster;
     struct kube_auth auth;
     struct notify notify;
     uv_signal_t sighup, sigterm, sigint;
@@ -788,6 +790,8 @@ static json_t *status_json(struct agent *a) {
     json_object_set_new(root, "targets", targets);
     if (a->kube)
         json_object_set_new(root, "kubernetes", kube_status_json(a->kube));
+    if (a->cluster)
+        json_object_set_new(root, "cluster", cluster_status_json(a->cluster));
     return root;
 }
 
@@ -808,6 +812,28 @@ static void on_get_status(const struct http_request *req, struct httpd_response 
     free(text);
 }
 
+/* GET /peer: the fencing roll call's question (docs/node-loss.md). Without
+ * the cluster part (no Kubernetes) the agent does not reach an API server. */
+static void on_get_peer(const struct http_request *req, struct httpd_response *resp, void *data) {
+    struct agent *a = data;
+    json_t *j = a->cluster ? cluster_peer_json(a->cluster)
+                           : json_pack("{s:s, s:b, s:I, s:b, s:b}", "node", a->config->node_name,
+                                       "apiReachable", 0, "apiOkAgeMs", (json_int_t)-1, "leader", 0,
+                                       "fenced", 0);
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    (void)req;
+    json_decref(j);
+    if (!text) {
+        resp->status = 500;
+        buf_puts(&resp->body, "cannot render\n");
+        return;
+    }
+    resp->status = 200;
+    resp->content_type = "application/json";
+    buf_puts(&resp->body, text);
+    free(text);
+}
+
 static int http_start(struct agent *a, const char *listen, struct httpd **out) {
     struct httpd *s = NULL;
     *out = NULL;
@@ -819,7 +845,8 @@ static int http_start(struct agent *a, const char *listen, struct httpd **out) {
     if ((r = httpd_route(s, "/metrics", on_get_metrics, a)) < 0 ||
         (r = httpd_route(s, "/healthz", on_get_healthz, a)) < 0 ||
         (r = httpd_route(s, "/readyz", on_get_readyz, a)) < 0 ||
-        (r = httpd_route(s, "/status", on_get_status, a)) < 0) {
+        (r = httpd_route(s, "/status", on_get_status, a)) < 0 ||
+        (r = httpd_route(s, "/peer", on_get_peer, a)) < 0) {
         httpd_close(s, NULL, NULL);
         return r;
     }
@@ -936,6 +963,10 @@ static void stop(struct agent *a) {
          * stays as it is, for the next agent to reconcile with. */
         for (struct agent_target *t = a->targets; t; t = t->next)
             t->slot = NULL;
+        /* The cluster part first: it disarms the watchdog (a clean stop is
+         * not a partition) and uses the reporter's client. */
+        cluster_close(a->cluster, NULL, NULL);
+        a->cluster = NULL;
         kube_close(a->kube, NULL, NULL);
         a->kube = NULL;
     }
@@ -993,6 +1024,62 @@ static void on_tick(uv_timer_t *timer) {
 }
 
 /* ---- Kubernetes --------------------------------------------------------- */
+
+/* Where peers reach this agent: $POD_IP (the DaemonSet's downward API) with
+ * the listen port, else the listen address when it names one. */
+static void advertise_address(const struct agent *a, char *out, size_t size) {
+    const char *listen = a->config->listen, *pod_ip = getenv("POD_IP");
+    const char *colon = strrchr(listen, ':');
+
+    out[0] = '\0';
+    if (!listen[0] || !colon)
+        return;
+    if (pod_ip && pod_ip[0]) {
+        if (strchr(pod_ip, ':'))
+            snprintf(out, size, "[%s]%s", pod_ip, colon);
+        else
+            snprintf(out, size, "%s%s", pod_ip, colon);
+        return;
+    }
+    if (!strncmp(listen, "0.0.0.0:", 8) || !strncmp(listen, "[::]:", 5) || listen[0] == ':')
+        return;
+    snprintf(out, size, "%s", listen);
+}
+
+/* The cluster-wide part: fencing, election, remediation, failover budget. */
+static int cluster_start(struct agent *a) {
+    const struct config *cf = a->config;
+    char advertise[KUBE_JSON_ADDRESS_SIZE], *err = NULL;
+
+    advertise_address(a, advertise, sizeof(advertise));
+    struct cluster_options o = {
+        .advertise_address = advertise,
+        .lease_duration_ms = cf->kubernetes.lease_duration_ms,
+        .lease_renew_ms = cf->kubernetes.lease_renew_ms,
+        .remediation_enabled = cf->remediation.enabled,
+        .election_lease_ms = cf->remediation.election_lease_duration_ms,
+        .election_renew_deadline_ms = cf->remediation.election_renew_deadline_ms,
+        .election_retry_ms = cf->remediation.election_retry_period_ms,
+        .node_lease_stale_ms = cf->remediation.node_lease_stale_after_ms,
+        .fence_margin_ms = cf->remediation.fence_margin_ms,
+        .assume_dead_after_ms = cf->remediation.assume_dead_after_ms,
+        .watchdog_device = cf->fencing.watchdog_device,
+        .watchdog_timeout_ms = cf->fencing.watchdog_timeout_ms,
+        .peer_timeout_ms = cf->fencing.peer_timeout_ms,
+        .max_failovers = cf->policy.max_concurrent_failovers,
+        .failover_timeout_ms = cf->policy.failover_timeout_ms,
+        .budget_retry_ms = cf->policy.budget_retry_ms,
+        .metrics = a->metrics,
+    };
+    int r = cluster_new(a->loop, a->kube, &o, &a->cluster, &err);
+    if (r < 0) {
+        log_error("%s", err ? err : strerror(-r));
+        free(err);
+        if (r == -EINVAL)
+            a->exit_code = 2;
+    }
+    return r;
+}
 
 /* Credentials, then the reporter. A configuration that can never work (no
  * credentials, a bad kubeconfig) is exit code 2, as a bad config file is. */
@@ -1055,6 +1142,8 @@ static int kube_start(struct agent *a) {
             a->exit_code = 2;
         return r;
     }
+    if ((r = cluster_start(a)) < 0)
+        return r;
     struct log_field f[] = {{"node", a->config->node_name}, {"namespace", ns}};
     log_fields(LOG_LEVEL_INFO, 0, f, 2,
                "kubernetes: reporting to %s as %s (%s mode%s%s), Lease namespace %s",

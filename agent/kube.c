@@ -52,6 +52,9 @@ struct channel {
 struct kube_slot {
     struct kube *k;
     struct kube_slot *next;
+    uint64_t id;        /* names it to the budget hook */
+    bool budget_held;   /* the budget hook granted a slot */
+    bool budget_evicts; /* NoExecute wanted while the budget was held */
     char *key;
     bool has_pod;
     char pod_ns[KUBE_JSON_NAMESPACE_SIZE];
@@ -168,8 +171,13 @@ struct kube {
     uint64_t token_due_ms;
 
     bool api_ok;
+    uint64_t api_ok_ms;
     const char *api_why;
     char api_error[200];
+
+    struct kube_hooks hooks;
+    uint64_t next_slot_id;
+    uint64_t lease_sent_ms;
 
     struct req *reqs;
     uv_timer_t timer;
@@ -441,8 +449,10 @@ static void note_answer(struct kube *k, int result, const struct httpc_response 
         set_api_ok(k, false, "unauthorized (401): the token or certificate is not accepted", NULL);
     else if (s == 403)
         set_api_ok(k, false, "forbidden (403): RBAC denies a request the agent needs", NULL);
-    else
+    else {
         set_api_ok(k, true, NULL, NULL);
+        k->api_ok_ms = now_ms(k);
+    }
 }
 
 /* ---- caches ------------------------------------------------------------ */
@@ -940,6 +950,20 @@ static void mark_dirty(struct channel *ch) {
         ch->dirty_since_ns = uv_hrtime();
 }
 
+static void budget_ask(struct kube_slot *s) {
+    struct kube *k = s->k;
+    struct kube_pod_info pod = {
+        .namespace = s->pod_ns, .name = s->pod_name, .uid = s->pod_uid, .ip = ""};
+    struct pod_entry *e = s->has_pod ? pod_find(k, s->pod_uid) : NULL;
+    struct kube_budget_request req = {
+        .slot_id = s->id,
+        .key = s->key,
+        .pod = s->has_pod ? &pod : NULL,
+        .owner_uid = e ? e->pod.owner_uid : "",
+    };
+    k->hooks.budget_acquire(&req, k->hooks.data);
+}
+
 static void handle_actions(struct kube_slot *s, const struct policy_actions *acts) {
     struct kube *k = s->k;
     bool granted = false;
@@ -974,14 +998,23 @@ static void handle_actions(struct kube_slot *s, const struct policy_actions *act
             post_eviction(s);
             break;
         case POLICY_ACTION_ACQUIRE_BUDGET:
-            /* The cluster-wide failover budget (Leases per slot) comes with
-             * node-loss handling; until then every request is granted. */
-            granted = true;
+            /* The cluster-wide failover budget (cluster.h: a Lease per
+             * slot); without the hook every request is granted. */
+            if (k->hooks.budget_acquire)
+                budget_ask(s);
+            else
+                granted = true;
             break;
         case POLICY_ACTION_RELEASE_BUDGET:
+            if (s->budget_held && k->hooks.budget_release)
+                k->hooks.budget_release(s->id, s->budget_evicts, k->hooks.data);
+            s->budget_held = s->budget_evicts = false;
+            break;
         case POLICY_ACTION_KIND_COUNT:
             break;
         }
+        if (a->kind == POLICY_ACTION_TAINT_NOEXECUTE && s->budget_held)
+            s->budget_evicts = true;
         if (a->kind != POLICY_ACTION_EVENT && a->kind != POLICY_ACTION_ACQUIRE_BUDGET &&
             a->kind != POLICY_ACTION_RELEASE_BUDGET) {
             struct log_field f[] = {{"target", s->key},
@@ -1236,6 +1269,8 @@ static void on_lease_done(struct req *r, int result, struct httpc_response *resp
         k->lease_backoff_ms = 0;
         k->lease_renewals++;
         k->lease_due_ms = now_ms(k) + k->lease_renew_ms;
+        if (k->hooks.heartbeat_ok)
+            k->hooks.heartbeat_ok(k->lease_sent_ms, k->hooks.data);
         if (r->kind == REQ_LEASE_CREATE)
             log_info("kubernetes: heartbeat Lease %s%s created in namespace %s",
                      KUBE_JSON_INSTANCE_PREFIX, k->node, k->ns);
@@ -1254,6 +1289,32 @@ static void on_lease_done(struct req *r, int result, struct httpc_response *resp
     lease_failed(k);
 }
 
+/* The heartbeat Lease's body: label edgewarden.io/lease=heartbeat and the
+ * fencing annotations from the hook (docs/node-loss.md). */
+static int lease_body(struct kube *k, int64_t now_us, const char *rv, char **body) {
+    struct kube_json_annotation ann[8];
+    char name[KUBE_JSON_NAME_SIZE];
+    size_t n = 0;
+
+    if (k->hooks.heartbeat_annotations)
+        n = k->hooks.heartbeat_annotations(ann, 8, now_us, k->hooks.data);
+    snprintf(name, sizeof(name), "%s%s", KUBE_JSON_INSTANCE_PREFIX, k->node);
+    struct kube_json_lease_write w = {
+        .namespace = k->ns,
+        .name = name,
+        .holder = k->node,
+        .duration_s = (int)(k->lease_duration_ms / 1000),
+        .acquire_time_us = k->lease_acquire_us,
+        .renew_time_us = now_us,
+        .transitions = -1,
+        .resource_version = rv,
+        .label = "heartbeat",
+        .annotations = ann,
+        .n_annotations = n,
+    };
+    return kube_json_lease_write_body(&w, body);
+}
+
 /* Renew: PUT with the last resourceVersion, or read it first. */
 static void lease_send(struct kube *k) {
     char url[KUBE_JSON_URL_SIZE];
@@ -1264,30 +1325,21 @@ static void lease_send(struct kube *k) {
     int64_t now = wall_us();
     if (!k->lease_acquire_us)
         k->lease_acquire_us = now;
-    int dur = (int)(k->lease_duration_ms / 1000);
+    k->lease_sent_ms = now_ms(k);
     if (k->lease_need_get) {
         /* First time: does it exist? */
         r = kube_json_url_lease(url, sizeof(url), k->ns, k->node);
         if (r == 0)
             r = send_req(k, REQ_LEASE_GET, "GET", "get", "leases", url, NULL, NULL, NULL, 0);
-    } else if (k->lease_rv[0] == '\0') {
-        r = kube_json_lease_body(k->ns, k->node, k->node, dur, k->lease_acquire_us, now, NULL,
-                                 &body);
-        if (r == 0)
-            r = kube_json_url_lease(url, sizeof(url), k->ns, NULL);
-        if (r == 0)
-            r = send_req(k, REQ_LEASE_CREATE, "POST", "create", "leases", url, "application/json",
-                         body, NULL, 0);
-        else
-            free(body);
     } else {
-        r = kube_json_lease_body(k->ns, k->node, k->node, dur, k->lease_acquire_us, now,
-                                 k->lease_rv, &body);
+        bool create = k->lease_rv[0] == '\0';
+        r = lease_body(k, now, create ? NULL : k->lease_rv, &body);
         if (r == 0)
-            r = kube_json_url_lease(url, sizeof(url), k->ns, k->node);
+            r = kube_json_url_lease(url, sizeof(url), k->ns, create ? NULL : k->node);
         if (r == 0)
-            r = send_req(k, REQ_LEASE_UPDATE, "PUT", "update", "leases", url, "application/json",
-                         body, NULL, 0);
+            r = send_req(k, create ? REQ_LEASE_CREATE : REQ_LEASE_UPDATE, create ? "POST" : "PUT",
+                         create ? "create" : "update", "leases", url, "application/json", body,
+                         NULL, 0);
         else
             free(body);
     }
@@ -1616,6 +1668,7 @@ struct kube_slot *kube_slot_new(struct kube *k, const char *key, const struct ku
     if (!s)
         return NULL;
     s->k = k;
+    s->id = ++k->next_slot_id;
     s->key = strdup(key);
     if (!s->key || policy_init(&s->policy, &k->pcfg, now_ms(k)) < 0) {
         free(s->key);
@@ -1877,4 +1930,86 @@ void kube_close(struct kube *k, void (*cb)(void *data), void *data) {
     uv_close((uv_handle_t *)&k->node_watch.timer, on_watch_timer_closed);
     if (k->pod_mode)
         uv_close((uv_handle_t *)&k->pod_watch.timer, on_watch_timer_closed);
+}
+
+/* ---- for the cluster-wide part ------------------------------------------- */
+
+void kube_set_hooks(struct kube *k, const struct kube_hooks *h) {
+    if (h)
+        k->hooks = *h;
+    else
+        memset(&k->hooks, 0, sizeof(k->hooks));
+}
+
+int kube_budget_answer(struct kube *k, uint64_t slot_id, int result) {
+    struct kube_slot *s;
+    struct policy_actions more;
+
+    for (s = k->slots; s && s->id != slot_id; s = s->next)
+        ;
+    if (!s || s->gone)
+        return -ENOENT;
+    if (result == 0)
+        s->budget_held = true;
+    if (policy_on_action_result(&s->policy, POLICY_ACTION_ACQUIRE_BUDGET, result, now_ms(k),
+                                &more) == 0)
+        handle_actions(s, &more);
+    /* A grant the policy no longer wanted was given back in handle_actions. */
+    sync_all(k);
+    arm_timer(k);
+    return 0;
+}
+
+struct httpc *kube_http(struct kube *k) {
+    return k->http;
+}
+
+uint64_t kube_now_ms(const struct kube *k) {
+    return now_ms(k);
+}
+
+uint64_t kube_request_timeout_ms(const struct kube *k) {
+    return k->request_timeout_ms;
+}
+
+void kube_observe_answer(struct kube *k, const char *verb, const char *resource, int result,
+                         const struct httpc_response *resp, uint64_t start_ns) {
+    count_request(k, verb, resource, result, resp, start_ns);
+    note_answer(k, result, resp);
+    if (result == 0 && resp->status == 401)
+        token_reread(k);
+}
+
+void kube_count_watch_restart(struct kube *k, const char *resource, const char *reason) {
+    if (k->m.watch_restarts) {
+        const char *l[] = {resource, reason};
+        metric_add(k->m.watch_restarts, l, 1);
+    }
+}
+
+uint64_t kube_api_ok_ms(const struct kube *k) {
+    return k->api_ok_ms;
+}
+
+size_t kube_target_count(const struct kube *k) {
+    size_t n = 0;
+    for (const struct kube_slot *s = k->slots; s; s = s->next)
+        n += !s->gone;
+    return n;
+}
+
+const char *kube_node_name(const struct kube *k) {
+    return k->node;
+}
+
+const char *kube_namespace(const struct kube *k) {
+    return k->ns;
+}
+
+const struct kube_json_selector *kube_pod_selector(const struct kube *k) {
+    return k->pod_mode ? &k->selector : NULL;
+}
+
+void kube_log_http_failure(const char *what, int result, const struct httpc_response *resp) {
+    log_http_failure(NULL, what, result, resp);
 }

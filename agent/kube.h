@@ -34,6 +34,8 @@
 #include <uv.h>
 
 #include "health.h"
+#include "http.h"
+#include "kube_json.h"
 #include "kubeconfig.h"
 #include "metrics.h"
 #include "policy.h"
@@ -101,3 +103,61 @@ bool kube_api_ok(const struct kube *k, const char **why);
 /* A JSON object for /status: reachability, watches, slots and their desired
  * state. New reference, NULL on ENOMEM. */
 json_t *kube_status_json(const struct kube *k);
+
+/* ---- for the cluster-wide part (cluster.h) ------------------------------ */
+
+/* The failover-budget request of a slot's policy, as the reporter hands it
+ * over: slot_id names the slot in kube_budget_answer(); pod (NULL in static
+ * mode) is the pod the eviction would move. Borrowed for the call. */
+struct kube_budget_request {
+    uint64_t slot_id;
+    const char *key;
+    const struct kube_pod_info *pod;
+    const char *owner_uid; /* the pod's controller; "" when unknown */
+};
+
+struct kube_hooks {
+    /* Annotations for the next heartbeat renewal (up to cap); renew_us is
+     * the renewTime it will carry. Strings must stay valid until the next
+     * call. */
+    size_t (*heartbeat_annotations)(struct kube_json_annotation *out, size_t cap, int64_t renew_us,
+                                    void *data);
+    /* A heartbeat renewal sent at sent_ms (kube_now_ms()) succeeded. */
+    void (*heartbeat_ok)(uint64_t sent_ms, void *data);
+    /* A slot's policy asks for a failover-budget slot: answer later with
+     * kube_budget_answer(). Without this hook every request is granted. */
+    void (*budget_acquire)(const struct kube_budget_request *req, void *data);
+    /* The slot's policy gives it back; evicted: the slot's NoExecute taint
+     * was wanted while it held the budget (the eviction is under way). */
+    void (*budget_release)(uint64_t slot_id, bool evicted, void *data);
+    void *data;
+};
+
+/* Install the hooks (copied); NULL removes them. */
+void kube_set_hooks(struct kube *k, const struct kube_hooks *h);
+/* The answer to budget_acquire: 0 granted, else refused (the policy asks
+ * again after budgetRetry). A slot that is gone meanwhile is ignored: its
+ * grant must then be given back by the caller (returns -ENOENT). */
+int kube_budget_answer(struct kube *k, uint64_t slot_id, int result);
+
+/* The reporter's HTTPS client, its clock (monotonic ms) and request timeout. */
+struct httpc *kube_http(struct kube *k);
+uint64_t kube_now_ms(const struct kube *k);
+uint64_t kube_request_timeout_ms(const struct kube *k);
+/* Count an answer to a request sent at start_ns (uv_hrtime()) in the request
+ * metrics, update the API's reachability, and re-read the token after a
+ * 401. */
+void kube_observe_answer(struct kube *k, const char *verb, const char *resource, int result,
+                         const struct httpc_response *resp, uint64_t start_ns);
+void kube_count_watch_restart(struct kube *k, const char *resource, const char *reason);
+/* kube_now_ms() of the last useful answer from the API server (not 5xx,
+ * 401, 403, and not a transport error); 0 before any. */
+uint64_t kube_api_ok_ms(const struct kube *k);
+/* Targets (slots) this agent supervises now, gone ones not counted. */
+size_t kube_target_count(const struct kube *k);
+const char *kube_node_name(const struct kube *k);
+const char *kube_namespace(const struct kube *k);
+/* The pod selector (pod mode), or NULL. */
+const struct kube_json_selector *kube_pod_selector(const struct kube *k);
+/* Log a failed request: what failed and, for a 403, what to do. */
+void kube_log_http_failure(const char *what, int result, const struct httpc_response *resp);

@@ -144,6 +144,8 @@ static json_t *decode(const char *text, size_t len, int *r, struct kube_json_err
     return root;
 }
 
+static bool dns_subdomain(const char *s);
+
 static int parse_meta(const json_t *obj, struct kube_json_meta *m, struct kube_json_error *err) {
     const json_t *md, *del;
     int r;
@@ -234,6 +236,26 @@ static int parse_conditions(const json_t *status, struct kube_json_condition **o
     return 0;
 }
 
+/* metadata.ownerReferences[]: the uid of the one with controller: true. */
+static int parse_owner(const json_t *obj, char *uid, size_t size, struct kube_json_error *err) {
+    const json_t *md = json_object_get(obj, "metadata"), *arr, *v;
+    size_t i;
+    int r;
+
+    uid[0] = '\0';
+    if ((r = get_array(md, "ownerReferences", "metadata.ownerReferences", KUBE_JSON_MAX_ENTRIES,
+                       &arr, err)) < 0)
+        return r;
+    json_array_foreach(arr, i, v) {
+        if (!json_is_object(v))
+            return fail(err, "metadata.ownerReferences[]", "not an object");
+        if (!json_is_true(json_object_get(v, "controller")))
+            continue;
+        return get_str(v, "uid", "metadata.ownerReferences[].uid", uid, size, STR_REQUIRED, err);
+    }
+    return 0;
+}
+
 static int parse_pod(const json_t *obj, struct kube_json_pod *p, struct kube_json_error *err) {
     const json_t *spec, *status, *arr, *v;
     size_t i;
@@ -244,6 +266,8 @@ static int parse_pod(const json_t *obj, struct kube_json_pod *p, struct kube_jso
     if ((r = parse_meta(obj, &p->meta, err)) < 0 || (r = parse_labels(obj, &p->labels, err)) < 0 ||
         (r = get_object(obj, "spec", "spec", false, &spec, err)) < 0 ||
         (r = get_object(obj, "status", "status", false, &status, err)) < 0)
+        return r;
+    if ((r = parse_owner(obj, p->owner_uid, sizeof(p->owner_uid), err)) < 0)
         return r;
     if (spec) {
         if ((r = get_str(spec, "nodeName", "spec.nodeName", p->node_name, sizeof(p->node_name), 0,
@@ -550,6 +574,128 @@ int kube_json_node_parse(const char *text, size_t len, struct kube_json_node *ou
     r = kube_json_node_from_json(root, out, err);
     json_decref(root);
     return r;
+}
+
+/* An annotation's value, or NULL. */
+static const char *annotation(const json_t *obj, const char *key) {
+    const json_t *md = json_object_get(obj, "metadata");
+    const json_t *ann = json_is_object(md) ? json_object_get(md, "annotations") : NULL;
+    const json_t *v = json_is_object(ann) ? json_object_get(ann, key) : NULL;
+
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* HOST:PORT or [V6]:PORT with printable ASCII only: what a peer query can use. */
+static bool address_ok(const char *s) {
+    const char *colon = strrchr(s, ':');
+    size_t len = strlen(s);
+    char *end;
+    long port;
+
+    if (!colon || colon == s || len >= KUBE_JSON_ADDRESS_SIZE)
+        return false;
+    for (const char *c = s; *c; c++)
+        if (*c <= ' ' || *c > '~' || *c == '/' || *c == '@' || *c == '?' || *c == '#')
+            return false;
+    errno = 0;
+    port = strtol(colon + 1, &end, 10);
+    return !errno && *end == '\0' && end != colon + 1 && port > 0 && port <= 65535;
+}
+
+static int parse_lease(const json_t *obj, struct kube_json_lease *l, struct kube_json_error *err) {
+    const json_t *spec;
+    const char *a;
+    json_int_t duration = 0, transitions = 0;
+    int r;
+
+    if (!json_is_object(obj))
+        return fail(err, "(object)", "not an object");
+    if ((r = parse_meta(obj, &l->meta, err)) < 0 ||
+        (r = get_object(obj, "spec", "spec", false, &spec, err)) < 0)
+        return r;
+    if (spec && ((r = get_str(spec, "holderIdentity", "spec.holderIdentity", l->holder,
+                              sizeof(l->holder), 0, err)) < 0 ||
+                 (r = get_int(spec, "leaseDurationSeconds", "spec.leaseDurationSeconds", 0,
+                              INT32_MAX, false, &duration, err)) < 0 ||
+                 (r = get_int(spec, "leaseTransitions", "spec.leaseTransitions", 0, INT32_MAX,
+                              false, &transitions, err)) < 0 ||
+                 (r = get_str(spec, "acquireTime", "spec.acquireTime", l->acquire_time,
+                              sizeof(l->acquire_time), 0, err)) < 0 ||
+                 (r = get_str(spec, "renewTime", "spec.renewTime", l->renew_time,
+                              sizeof(l->renew_time), 0, err)) < 0))
+        return r;
+    l->duration_s = duration;
+    l->transitions = transitions;
+    if ((a = annotation(obj, KUBE_JSON_ANN_PEER_ADDRESS)) && address_ok(a))
+        snprintf(l->peer_address, sizeof(l->peer_address), "%s", a);
+    l->fenced = (a = annotation(obj, KUBE_JSON_ANN_FENCED)) && !strcmp(a, "true");
+    if ((a = annotation(obj, KUBE_JSON_ANN_WATCHDOG_TIMEOUT))) {
+        char *end;
+        long v;
+
+        errno = 0;
+        v = strtol(a, &end, 10);
+        if (!errno && end != a && *end == '\0' && v >= 1 && v <= 86400)
+            l->watchdog_timeout_s = v;
+    }
+    if ((a = annotation(obj, KUBE_JSON_ANN_FAILOVER_NODE)) && dns_subdomain(a))
+        snprintf(l->failover_node, sizeof(l->failover_node), "%s", a);
+    if ((a = annotation(obj, KUBE_JSON_ANN_FAILOVER_PODS)) && strlen(a) < sizeof(l->failover_pods))
+        snprintf(l->failover_pods, sizeof(l->failover_pods), "%s", a);
+    return 0;
+}
+
+int kube_json_lease_from_json(const json_t *lease, struct kube_json_lease *out,
+                              struct kube_json_error *err) {
+    struct kube_json_error ignored;
+    int r;
+
+    if (!out)
+        return -EINVAL;
+    memset(out, 0, sizeof(*out));
+    r = parse_lease(lease, out, err ? err : &ignored);
+    if (r < 0)
+        memset(out, 0, sizeof(*out));
+    return r;
+}
+
+int kube_json_lease_parse(const char *text, size_t len, struct kube_json_lease *out,
+                          struct kube_json_error *err) {
+    struct kube_json_error ignored;
+    json_t *root;
+    int r;
+
+    if (!out || (!text && len))
+        return -EINVAL;
+    memset(out, 0, sizeof(*out));
+    if (!(root = decode(text, len, &r, err ? err : &ignored)))
+        return r;
+    r = kube_json_lease_from_json(root, out, err);
+    json_decref(root);
+    return r;
+}
+
+int64_t kube_json_lease_renew_us(const struct kube_json_lease *l) {
+    struct tm tm;
+    const char *s, *p;
+    long usec = 0;
+    time_t t;
+
+    if (!l)
+        return 0;
+    s = l->renew_time[0] ? l->renew_time : l->acquire_time;
+    memset(&tm, 0, sizeof(tm));
+    if (!(p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm)))
+        return 0;
+    if (*p == '.') {
+        long scale = 100000;
+
+        for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10)
+            usec += (*p - '0') * scale;
+    }
+    if (strcmp(p, "Z") || (t = timegm(&tm)) == (time_t)-1 || t < 0)
+        return 0;
+    return (int64_t)t * 1000000 + usec;
 }
 
 void kube_json_node_free(struct kube_json_node *node) {
@@ -1181,37 +1327,134 @@ int kube_json_event_body(const struct kube_json_event *ev, char **out) {
     return dump(root, out);
 }
 
-int kube_json_lease_body(const char *namespace, const char *node, const char *holder_identity,
-                         int lease_duration_seconds, int64_t acquire_time_us, int64_t renew_time_us,
-                         const char *resource_version, char **out) {
-    char acquire[KUBE_JSON_TIME_SIZE], renew[KUBE_JSON_TIME_SIZE], name[KUBE_JSON_NAME_SIZE];
-    json_t *root;
+int kube_json_lease_write_body(const struct kube_json_lease_write *w, char **out) {
+    char acquire[KUBE_JSON_TIME_SIZE], renew[KUBE_JSON_TIME_SIZE];
+    json_t *root, *md, *spec, *ann = NULL;
 
-    if (!out || !dns_label(namespace) || !dns_subdomain(node) || !instance_fits(node, 253) ||
-        !short_text(holder_identity, 253) || lease_duration_seconds <= 0 ||
-        format_micro(acquire_time_us, acquire) || format_micro(renew_time_us, renew) ||
-        (resource_version && (!short_text(resource_version, KUBE_JSON_RV_SIZE - 1))))
+    if (!w || !out || !dns_label(w->namespace) || !dns_subdomain(w->name) ||
+        (w->holder && !short_text(w->holder, 253)) || w->duration_s <= 0 ||
+        format_micro(w->acquire_time_us, acquire) || format_micro(w->renew_time_us, renew) ||
+        (w->resource_version && !short_text(w->resource_version, KUBE_JSON_RV_SIZE - 1)) ||
+        (w->label && (!w->label[0] || !label_word(w->label, strlen(w->label)))) ||
+        (w->n_annotations && !w->annotations))
         return -EINVAL;
-    snprintf(name, sizeof(name), "%s%s", KUBE_JSON_INSTANCE_PREFIX, node);
-    root =
-        json_pack("{s:s, s:s, s:{s:s, s:s}, s:{s:s, s:i, s:s, s:s}}", "apiVersion",
-                  "coordination.k8s.io/v1", "kind", "Lease", "metadata", "name", name, "namespace",
-                  namespace, "spec", "holderIdentity", holder_identity, "leaseDurationSeconds",
-                  lease_duration_seconds, "acquireTime", acquire, "renewTime", renew);
-    if (root && resource_version &&
-        json_object_set_new(json_object_get(root, "metadata"), "resourceVersion",
-                            json_string(resource_version))) {
-        json_decref(root);
-        return -ENOMEM;
+    for (size_t i = 0; i < w->n_annotations; i++)
+        if (!w->annotations[i].key ||
+            !qualified_name(w->annotations[i].key, strlen(w->annotations[i].key)) ||
+            !short_text(w->annotations[i].value, KUBE_JSON_PODS_SIZE - 1))
+            return -EINVAL;
+    md = json_pack("{s:s, s:s}", "name", w->name, "namespace", w->namespace);
+    spec = json_pack("{s:i, s:s, s:s}", "leaseDurationSeconds", w->duration_s, "acquireTime",
+                     acquire, "renewTime", renew);
+    root = json_object();
+    if (md && w->resource_version &&
+        json_object_set_new(md, "resourceVersion", json_string(w->resource_version)))
+        goto nomem;
+    if (md && w->label &&
+        json_object_set_new(md, "labels", json_pack("{s:s}", KUBE_JSON_LEASE_LABEL, w->label)))
+        goto nomem;
+    if (w->n_annotations) {
+        if (!(ann = json_object()))
+            goto nomem;
+        for (size_t i = 0; i < w->n_annotations; i++)
+            if (json_object_set_new(ann, w->annotations[i].key,
+                                    json_string(w->annotations[i].value)))
+                goto nomem;
+        if (!md)
+            goto nomem;
+        /* set_new takes ann whether it succeeds or not. */
+        json_t *taken = ann;
+        ann = NULL;
+        if (json_object_set_new(md, "annotations", taken))
+            goto nomem;
     }
+    if (spec && w->holder && w->holder[0] &&
+        json_object_set_new(spec, "holderIdentity", json_string(w->holder)))
+        goto nomem;
+    if (spec && w->transitions >= 0 &&
+        json_object_set_new(spec, "leaseTransitions", json_integer(w->transitions)))
+        goto nomem;
+    if (!md || !spec || !root ||
+        json_object_set_new(root, "apiVersion", json_string("coordination.k8s.io/v1")) ||
+        json_object_set_new(root, "kind", json_string("Lease")))
+        goto nomem;
+    /* Both taken, whatever happens. */
+    int bad = json_object_set_new(root, "metadata", md);
+    bad |= json_object_set_new(root, "spec", spec);
+    md = spec = NULL;
+    if (bad)
+        goto nomem;
     return dump(root, out);
+nomem:
+    json_decref(ann);
+    json_decref(md);
+    json_decref(spec);
+    json_decref(root);
+    return -ENOMEM;
+}
+
+int kube_json_pod_force_delete_body(const char *uid, char **out) {
+    if (!out || !uid || !uid[0] || !short_text(uid, KUBE_JSON_UID_SIZE - 1))
+        return -EINVAL;
+    return dump(json_pack("{s:s, s:s, s:i, s:{s:s}}", "apiVersion", "v1", "kind", "DeleteOptions",
+                          "gracePeriodSeconds", 0, "preconditions", "uid", uid),
+                out);
+}
+
+int kube_json_taint_set(const struct kube_json_taint *current, size_t n, const char *key,
+                        const char *value, const char *effect, bool present, int64_t now_unix,
+                        struct kube_json_taint *out, size_t cap, size_t *n_out, bool *changed) {
+    struct kube_json_taint want;
+    bool placed = false;
+    size_t m = 0;
+
+    if ((!current && n) || !out || !n_out || !changed || n > KUBE_JSON_MAX_ENTRIES || !key ||
+        !qualified_name(key, strlen(key)) || !value || strlen(value) >= sizeof(want.value) ||
+        !effect || !effect[0] || strlen(effect) >= sizeof(want.effect))
+        return -EINVAL;
+    memset(&want, 0, sizeof(want));
+    snprintf(want.key, sizeof(want.key), "%s", key);
+    snprintf(want.value, sizeof(want.value), "%s", value);
+    snprintf(want.effect, sizeof(want.effect), "%s", effect);
+    for (size_t i = 0; present && i < n; i++)
+        if (!strcmp(current[i].key, key) && !strcmp(current[i].value, value) &&
+            !strcmp(current[i].effect, effect)) {
+            want = current[i];
+            break;
+        }
+    if (present && !want.time_added[0] && format_time(now_unix, -1, want.time_added) < 0)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(current[i].key, key)) {
+            if (m == cap)
+                return -ENOBUFS;
+            out[m++] = current[i];
+        } else if (present && !placed) {
+            if (m == cap)
+                return -ENOBUFS;
+            out[m++] = want;
+            placed = true;
+        }
+    }
+    if (present && !placed) {
+        if (m == cap)
+            return -ENOBUFS;
+        out[m++] = want;
+    }
+    *n_out = m;
+    *changed = m != n;
+    for (size_t i = 0; i < m && !*changed; i++)
+        *changed = !taint_equal(&out[i], &current[i]);
+    return 0;
 }
 
 /* ------------------------------------------------------------------------ */
 /* URLs                                                                     */
 
-static int put_query(struct sink *k, const struct kube_json_query *q) {
+/* The query parameters; the first gets sep ('?' or '&'), the others '&'. */
+static int put_query_sep(struct sink *k, const struct kube_json_query *q, char sep) {
     char num[24];
+    const char *first = sep == '?' ? "?" : "&";
 
     if (!q)
         return 0;
@@ -1219,25 +1462,39 @@ static int put_query(struct sink *k, const struct kube_json_query *q) {
         return -EINVAL;
     if (q->limit) {
         snprintf(num, sizeof(num), "%u", q->limit);
-        put_raw(k, "&limit=");
+        put_raw(k, first);
+        put_raw(k, "limit=");
         put_raw(k, num);
+        first = "&";
     }
     if (q->continue_token && q->continue_token[0]) {
-        put_raw(k, "&continue=");
+        put_raw(k, first);
+        put_raw(k, "continue=");
         put_enc(k, q->continue_token);
+        first = "&";
     }
-    if (q->watch)
-        put_raw(k, "&watch=1&allowWatchBookmarks=true");
+    if (q->watch) {
+        put_raw(k, first);
+        put_raw(k, "watch=1&allowWatchBookmarks=true");
+        first = "&";
+    }
     if (q->resource_version && q->resource_version[0]) {
-        put_raw(k, "&resourceVersion=");
+        put_raw(k, first);
+        put_raw(k, "resourceVersion=");
         put_enc(k, q->resource_version);
+        first = "&";
     }
     if (q->timeout_seconds) {
         snprintf(num, sizeof(num), "%u", q->timeout_seconds);
-        put_raw(k, "&timeoutSeconds=");
+        put_raw(k, first);
+        put_raw(k, "timeoutSeconds=");
         put_raw(k, num);
     }
     return 0;
+}
+
+static int put_query(struct sink *k, const struct kube_json_query *q) {
+    return put_query_sep(k, q, '&');
 }
 
 static int url_start(struct sink *k, char *out, size_t size) {
@@ -1360,5 +1617,91 @@ int kube_json_url_lease(char *out, size_t size, const char *namespace, const cha
         put_raw(&k, "/" KUBE_JSON_INSTANCE_PREFIX);
         put_enc(&k, node);
     }
+    return sink_done(&k);
+}
+
+int kube_json_url_leases(char *out, size_t size, const char *namespace, const char *name,
+                         const struct kube_json_selector *selector,
+                         const struct kube_json_query *q) {
+    char sel[KUBE_JSON_URL_SIZE];
+    struct sink k;
+    char sep = '?';
+    int r;
+
+    if ((r = url_start(&k, out, size)) < 0)
+        return r;
+    if (!dns_label(namespace) || (name && !dns_subdomain(name)) || (name && (selector || q)))
+        return -EINVAL;
+    put_raw(&k, "/apis/coordination.k8s.io/v1/namespaces/");
+    put_enc(&k, namespace);
+    put_raw(&k, "/leases");
+    if (name) {
+        put_raw(&k, "/");
+        put_enc(&k, name);
+    }
+    if (selector && selector->n) {
+        if (kube_json_selector_format(selector, true, sel, sizeof(sel)) < 0)
+            return -ENOSPC;
+        put_raw(&k, "?labelSelector=");
+        put_raw(&k, sel);
+        sep = '&';
+    }
+    if ((r = put_query_sep(&k, q, sep)) < 0) {
+        out[0] = '\0';
+        return r;
+    }
+    return sink_done(&k);
+}
+
+int kube_json_url_nodes(char *out, size_t size, const struct kube_json_query *q) {
+    struct sink k;
+    int r;
+
+    if ((r = url_start(&k, out, size)) < 0)
+        return r;
+    put_raw(&k, "/api/v1/nodes");
+    if ((r = put_query_sep(&k, q, '?')) < 0) {
+        out[0] = '\0';
+        return r;
+    }
+    return sink_done(&k);
+}
+
+int kube_json_url_pods_all(char *out, size_t size, const struct kube_json_selector *selector,
+                           const struct kube_json_query *q) {
+    char sel[KUBE_JSON_URL_SIZE];
+    struct sink k;
+    char sep = '?';
+    int r;
+
+    if ((r = url_start(&k, out, size)) < 0)
+        return r;
+    put_raw(&k, "/api/v1/pods");
+    if (selector && selector->n) {
+        if (kube_json_selector_format(selector, true, sel, sizeof(sel)) < 0)
+            return -ENOSPC;
+        put_raw(&k, "?labelSelector=");
+        put_raw(&k, sel);
+        sep = '&';
+    }
+    if ((r = put_query_sep(&k, q, sep)) < 0) {
+        out[0] = '\0';
+        return r;
+    }
+    return sink_done(&k);
+}
+
+int kube_json_url_pod(char *out, size_t size, const char *namespace, const char *pod) {
+    struct sink k;
+    int r;
+
+    if ((r = url_start(&k, out, size)) < 0)
+        return r;
+    if (!dns_label(namespace) || !dns_subdomain(pod))
+        return -EINVAL;
+    put_raw(&k, "/api/v1/namespaces/");
+    put_enc(&k, namespace);
+    put_raw(&k, "/pods/");
+    put_enc(&k, pod);
     return sink_done(&k);
 }

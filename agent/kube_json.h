@@ -103,7 +103,8 @@ struct kube_json_pod {
     char pod_ip[KUBE_JSON_IP_SIZE];         /* status.podIP, else status.podIPs[0].ip; "" */
     struct kube_json_condition *conditions; /* owned; n_conditions <= MAX_ENTRIES */
     size_t n_conditions;
-    uint64_t restart_count; /* sum of status.containerStatuses[].restartCount */
+    uint64_t restart_count;             /* sum of status.containerStatuses[].restartCount */
+    char owner_uid[KUBE_JSON_UID_SIZE]; /* the controller ownerReference's uid; "" */
 };
 
 struct kube_json_node {
@@ -116,6 +117,35 @@ struct kube_json_node {
 };
 
 /* A meta/v1 Status. retry_after_seconds is 0 when absent. */
+/* The annotations and label edgewarden writes on its Leases
+ * (docs/node-loss.md). */
+#define KUBE_JSON_LEASE_LABEL          "edgewarden.io/lease" /* heartbeat, failover */
+#define KUBE_JSON_ANN_PEER_ADDRESS     "edgewarden.io/peer-address"
+#define KUBE_JSON_ANN_FENCED           "edgewarden.io/fenced"
+#define KUBE_JSON_ANN_WATCHDOG_TIMEOUT "edgewarden.io/watchdog-timeout"
+#define KUBE_JSON_ANN_FENCED_UNTIL     "edgewarden.io/fenced-until"
+#define KUBE_JSON_ANN_FAILOVER_NODE    "edgewarden.io/failover-node"
+#define KUBE_JSON_ANN_FAILOVER_PODS    "edgewarden.io/failover-pods"
+#define KUBE_JSON_ADDRESS_SIZE         262  /* HOST:PORT, a DNS name of 253 at most */
+#define KUBE_JSON_PODS_SIZE            1024 /* failover-pods: ns/name/uid,... */
+
+/* A coordination.k8s.io/v1 Lease: the spec, and edgewarden's annotations
+ * (absent or malformed annotations read as not set: they are advice from
+ * another agent, never a reason to drop the Lease). */
+struct kube_json_lease {
+    struct kube_json_meta meta;
+    char holder[KUBE_JSON_NAME_SIZE]; /* spec.holderIdentity; "" when absent */
+    int64_t duration_s;               /* spec.leaseDurationSeconds; 0 when absent */
+    char acquire_time[KUBE_JSON_TIME_SIZE];
+    char renew_time[KUBE_JSON_TIME_SIZE];
+    int64_t transitions;                       /* spec.leaseTransitions; 0 when absent */
+    char peer_address[KUBE_JSON_ADDRESS_SIZE]; /* "" when absent or unusable */
+    bool fenced;                               /* "true" exactly */
+    int64_t watchdog_timeout_s;                /* 0 when absent or not 1..86400 */
+    char failover_node[KUBE_JSON_NAME_SIZE];
+    char failover_pods[KUBE_JSON_PODS_SIZE]; /* cut when longer */
+};
+
 struct kube_json_status {
     int code;
     char reason[KUBE_JSON_REASON_SIZE]; /* "Conflict", "Expired", "TooManyRequests" */
@@ -182,6 +212,14 @@ int kube_json_node_parse(const char *text, size_t len, struct kube_json_node *ou
 int kube_json_node_from_json(const json_t *node, struct kube_json_node *out,
                              struct kube_json_error *err);
 void kube_json_node_free(struct kube_json_node *node);
+/* A Lease; nothing to free. Same contract as the Node parser. */
+int kube_json_lease_parse(const char *text, size_t len, struct kube_json_lease *out,
+                          struct kube_json_error *err);
+int kube_json_lease_from_json(const json_t *lease, struct kube_json_lease *out,
+                              struct kube_json_error *err);
+/* Its renewTime (else acquireTime) as unix microseconds; 0 when neither
+ * parses. */
+int64_t kube_json_lease_renew_us(const struct kube_json_lease *l);
 
 /* Status needs no _free(): it holds no allocation. */
 int kube_json_status_parse(const char *text, size_t len, struct kube_json_status *out,
@@ -308,12 +346,45 @@ struct kube_json_event {
 int kube_json_event_body(const struct kube_json_event *ev, char **out);
 const char *kube_json_event_namespace(const struct kube_json_event *ev);
 
-/* The heartbeat Lease edgewarden-<node> in namespace: POST to create
- * (resource_version NULL) or PUT to update (resource_version of the Lease as
- * read: 409 when someone else wrote it since). Times in unix microseconds. */
-int kube_json_lease_body(const char *namespace, const char *node, const char *holder_identity,
-                         int lease_duration_seconds, int64_t acquire_time_us, int64_t renew_time_us,
-                         const char *resource_version, char **out);
+/* One annotation to write; both borrowed. */
+struct kube_json_annotation {
+    const char *key;
+    const char *value;
+};
+
+/* Any Lease edgewarden writes (heartbeat, election, failover slot): POST to
+ * create (resource_version NULL) or PUT to update (the version as read). */
+struct kube_json_lease_write {
+    const char *namespace;
+    const char *name;   /* a DNS subdomain */
+    const char *holder; /* "" or NULL: no holder (a free failover slot) */
+    int duration_s;     /* > 0 */
+    int64_t acquire_time_us;
+    int64_t renew_time_us;
+    int transitions;              /* < 0: not written */
+    const char *resource_version; /* NULL: create */
+    const char *label;            /* edgewarden.io/lease=<label>; NULL: none */
+    const struct kube_json_annotation *annotations;
+    size_t n_annotations;
+};
+int kube_json_lease_write_body(const struct kube_json_lease_write *w, char **out);
+
+/* DELETE pods/<pod> with gracePeriodSeconds 0 and a UID precondition: the
+ * force deletion the pod GC controller does for a pod on a node that is out
+ * of service. uid (required) makes sure a new pod of the same name is never
+ * touched. */
+int kube_json_pod_force_delete_body(const char *uid, char **out);
+
+/* The taint edit for one foreign key (node.kubernetes.io/out-of-service):
+ * from current (borrowed), the new full list in out (room for cap, n + 1
+ * suffices): every taint with another key kept exactly and in order; with
+ * present, exactly one taint key=value:effect (an identical one kept as it
+ * is, timeAdded included; else a new one with timeAdded now_unix, at the
+ * place of the first with that key); without, none with that key. *changed
+ * as in kube_json_taints_edit(). 0, -EINVAL, -ENOBUFS. */
+int kube_json_taint_set(const struct kube_json_taint *current, size_t n, const char *key,
+                        const char *value, const char *effect, bool present, int64_t now_unix,
+                        struct kube_json_taint *out, size_t cap, size_t *n_out, bool *changed);
 
 /* ------------------------------------------------------------------------ */
 /* URLs                                                                     */
@@ -349,3 +420,16 @@ int kube_json_url_events(char *out, size_t size, const char *namespace);
 /* /apis/coordination.k8s.io/v1/namespaces/<ns>/leases (create), and with
  * node set .../leases/edgewarden-<node> (get, update). */
 int kube_json_url_lease(char *out, size_t size, const char *namespace, const char *node);
+/* /apis/coordination.k8s.io/v1/namespaces/<ns>/leases[/<name>]: with name a
+ * Lease (get, update), without the collection (create; list and watch with
+ * selector and q). */
+int kube_json_url_leases(char *out, size_t size, const char *namespace, const char *name,
+                         const struct kube_json_selector *selector,
+                         const struct kube_json_query *q);
+/* /api/v1/nodes?... : every node (list, watch). */
+int kube_json_url_nodes(char *out, size_t size, const struct kube_json_query *q);
+/* /api/v1/pods?labelSelector=... : the pods of every namespace. */
+int kube_json_url_pods_all(char *out, size_t size, const struct kube_json_selector *selector,
+                           const struct kube_json_query *q);
+/* /api/v1/namespaces/<ns>/pods/<pod> (delete) */
+int kube_json_url_pod(char *out, size_t size, const char *namespace, const char *pod);

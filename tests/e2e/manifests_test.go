@@ -1092,8 +1092,19 @@ func TestManifestsNodeRestriction(t *testing.T) {
 
 	_, err = nodesA.Patch(ctx, nodeB, types.StrategicMergePatchType, nodeCondPatch(harness.NodeCondition, "True"), metav1.PatchOptions{}, "status")
 	refused("patch nodes/"+nodeB+"/status", "may not modify node "+nodeB, err)
+	// The remediator (docs/node-loss.md) may taint another node: out-of-service
+	// or edgewarden's NoExecute, nothing else.
+	oos := corev1.Taint{Key: "node.kubernetes.io/out-of-service", Value: "nodeshutdown", Effect: corev1.TaintEffectNoExecute}
 	_, err = nodesA.Patch(ctx, nodeB, types.MergePatchType, taints(nodeB, corev1.Taint{Key: harness.Taint, Effect: corev1.TaintEffectNoExecute}), metav1.PatchOptions{DryRun: dryRun})
-	refused("taint node "+nodeB+" NoExecute (dry run)", "may not modify node "+nodeB, err)
+	ok("taint node "+nodeB+" "+harness.Taint+":NoExecute as the remediator (dry run)", err)
+	_, err = nodesA.Patch(ctx, nodeB, types.MergePatchType, taints(nodeB, oos), metav1.PatchOptions{DryRun: dryRun})
+	ok("taint node "+nodeB+" out-of-service as the remediator (dry run)", err)
+	_, err = nodesA.Patch(ctx, nodeB, types.MergePatchType, taints(nodeB, corev1.Taint{Key: "e2e-other", Effect: corev1.TaintEffectNoExecute}), metav1.PatchOptions{DryRun: dryRun})
+	refused("taint node "+nodeB+" with a foreign taint (dry run)", "not other taints, labels or annotations", err)
+	_, err = nodesA.Patch(ctx, nodeB, types.MergePatchType, []byte(`{"spec":{"unschedulable":true}}`), metav1.PatchOptions{DryRun: dryRun})
+	refused("cordon node "+nodeB+" (dry run)", "may not modify node "+nodeB, err)
+	_, err = nodesA.Patch(ctx, nodeA, types.MergePatchType, taints(nodeA, oos), metav1.PatchOptions{DryRun: dryRun})
+	refused("taint its own node "+nodeA+" out-of-service (dry run)", "not other taints, labels or annotations", err)
 	_, err = nodesA.Patch(ctx, nodeA, types.MergePatchType, []byte(`{"spec":{"taints":[]}}`), metav1.PatchOptions{DryRun: dryRun})
 	refused("remove the other taints of "+nodeA+" (dry run)", "not other taints, labels or annotations", err)
 	_, err = nodesA.Patch(ctx, nodeA, types.MergePatchType, []byte(`{"metadata":{"labels":{"e2e-nr":"x"}}}`), metav1.PatchOptions{DryRun: dryRun})
@@ -1108,6 +1119,10 @@ func TestManifestsNodeRestriction(t *testing.T) {
 	refused("create an Event as edgewarden-"+nodeB+" (dry run)", "reportingInstance edgewarden-"+nodeA, err)
 	_, err = agentA.EventsV1().Events("default").Create(ctx, mfEvent(nodeA, nodeB), metav1.CreateOptions{DryRun: dryRun})
 	refused("create an Event about node "+nodeB+" (dry run)", "about its own Node", err)
+	remediation := mfEvent(nodeA, nodeB)
+	remediation.Action, remediation.Reason = "OutOfService", "OutOfServiceApplied"
+	_, err = agentA.EventsV1().Events("default").Create(ctx, remediation, metav1.CreateOptions{DryRun: dryRun})
+	ok("create a remediation Event (action OutOfService) about node "+nodeB+" (dry run)", err)
 
 	// A real agent (static mode, its own Node object, the stand-in) whose
 	// kubeconfig holds a token bound to its Node, as a bare-metal install

@@ -39,13 +39,14 @@ const (
 var rbacWantRules = []string{
 	"/nodes:get", "/nodes:list", "/nodes:watch", "/nodes:patch",
 	"/nodes/status:patch",
-	"/pods:get", "/pods:list", "/pods:watch",
+	"/pods:get", "/pods:list", "/pods:watch", "/pods:delete",
 	"/pods/status:patch",
 	"/pods/eviction:create",
 	"events.k8s.io/events:create", "events.k8s.io/events:patch",
 }
 var rbacWantLeaseRules = []string{
-	"coordination.k8s.io/leases:get", "coordination.k8s.io/leases:create", "coordination.k8s.io/leases:update",
+	"coordination.k8s.io/leases:get", "coordination.k8s.io/leases:list", "coordination.k8s.io/leases:watch",
+	"coordination.k8s.io/leases:create", "coordination.k8s.io/leases:update",
 }
 
 // TestRBACAgentIdentity proves the agent's identity as scripts/localcluster
@@ -127,6 +128,8 @@ func TestRBACAgentIdentity(t *testing.T) {
 			{rbacTestNS, rbacWantRules},
 			{"default", rbacWantRules},
 			{rbacAgentNS, append(slices.Clone(rbacWantRules), rbacWantLeaseRules...)},
+			{"kube-node-lease", append(slices.Clone(rbacWantRules),
+				"coordination.k8s.io/leases:list", "coordination.k8s.io/leases:watch")},
 		} {
 			r, err := agent.AuthorizationV1().SelfSubjectRulesReviews().Create(ctx, &authorizationv1.SelfSubjectRulesReview{
 				Spec: authorizationv1.SelfSubjectRulesReviewSpec{Namespace: tc.namespace},
@@ -197,6 +200,28 @@ func TestRBACAgentIdentity(t *testing.T) {
 		ok("watch pods ?fieldSelector=metadata.name="+rbacTestPod, rbacWatchOne(ctx, func(ctx context.Context) (watch.Interface, error) {
 			return agent.CoreV1().Pods(rbacTestNS).Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + rbacTestPod})
 		}))
+
+		// The remediator (docs/node-loss.md): every node, the SQL pods of
+		// every namespace, the kubelet Leases, the agents' Leases; and the
+		// force deletion of a pod (dry run).
+		_, err = agent.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		ok("list nodes (all)", err)
+		_, err = agent.CoreV1().Pods("").List(ctx, metav1.ListOptions{LabelSelector: "app=sqledge"})
+		ok("list pods ?labelSelector=app=sqledge (all namespaces)", err)
+		_, err = agent.CoordinationV1().Leases("kube-node-lease").List(ctx, metav1.ListOptions{})
+		ok("list Leases in kube-node-lease", err)
+		ok("watch Leases in kube-node-lease", rbacWatchOne(ctx, func(ctx context.Context) (watch.Interface, error) {
+			return agent.CoordinationV1().Leases("kube-node-lease").Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + node})
+		}))
+		_, err = agent.CoordinationV1().Leases(rbacAgentNS).List(ctx, metav1.ListOptions{LabelSelector: "edgewarden.io/lease=heartbeat"})
+		ok("list Leases in "+rbacAgentNS+" ?labelSelector=edgewarden.io/lease=heartbeat", err)
+		if tp, err := e.client.CoreV1().Pods(rbacTestNS).Get(ctx, rbacTestPod, metav1.GetOptions{}); err == nil {
+			ok("force-delete pod "+rbacTestPod+" with a UID precondition (dry run)",
+				agent.CoreV1().Pods(rbacTestNS).Delete(ctx, rbacTestPod, metav1.DeleteOptions{
+					DryRun: dryRun, GracePeriodSeconds: rbacPtr[int64](0),
+					Preconditions: &metav1.Preconditions{UID: &tp.UID},
+				}))
+		}
 		_, err = agent.CoreV1().Pods(rbacTestNS).Get(ctx, rbacTestPod, metav1.GetOptions{})
 		ok("get pod "+rbacTestNS+"/"+rbacTestPod, err)
 
@@ -339,8 +364,10 @@ func TestRBACAgentIdentity(t *testing.T) {
 			Spec:       coordinationv1.LeaseSpec{HolderIdentity: rbacPtr(node), RenewTime: &now},
 		}, metav1.CreateOptions{})
 		refused("create Lease in namespace default", err)
-		_, err = agent.CoordinationV1().Leases(rbacAgentNS).List(ctx, metav1.ListOptions{})
-		refused("list Leases in "+rbacAgentNS+" (not needed yet)", err)
+		_, err = agent.CoordinationV1().Leases("default").List(ctx, metav1.ListOptions{})
+		refused("list Leases in namespace default", err)
+		_, err = agent.CoordinationV1().Leases("kube-node-lease").Get(ctx, node, metav1.GetOptions{})
+		refused("get a kubelet Lease (list and watch only)", err)
 		refused("delete Lease "+rbacAgentNS+"/"+rbacTestLease+" (dry run)",
 			agent.CoordinationV1().Leases(rbacAgentNS).Delete(ctx, rbacTestLease, metav1.DeleteOptions{DryRun: dryRun}))
 
@@ -348,8 +375,8 @@ func TestRBACAgentIdentity(t *testing.T) {
 		refused("patch deployment "+rbacTestNS+"/sqledge (dry run)", err)
 		_, err = agent.CoreV1().Pods(rbacTestNS).Patch(ctx, rbacTestPod, types.MergePatchType, []byte(`{"metadata":{"labels":{"rbac":"x"}}}`), metav1.PatchOptions{DryRun: dryRun})
 		refused("patch pod "+rbacTestPod+" (not its status; dry run)", err)
-		refused("delete pod "+rbacTestPod+" (dry run)",
-			agent.CoreV1().Pods(rbacTestNS).Delete(ctx, rbacTestPod, metav1.DeleteOptions{DryRun: dryRun}))
+		refused("delete pods collection in "+rbacTestNS+" (dry run)",
+			agent.CoreV1().Pods(rbacTestNS).DeleteCollection(ctx, metav1.DeleteOptions{DryRun: dryRun}, metav1.ListOptions{}))
 		_, err = agent.CoreV1().Pods(rbacTestNS).Create(ctx, &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Name: "rbac-e2e-create"},
 			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "rbac-e2e:never-pulled"}}},
