@@ -216,6 +216,7 @@ struct held {
     uint64_t slot_id;
     unsigned index;
     char rv[KUBE_JSON_RV_SIZE];
+    bool has_pods; /* pod mode: a replacement to wait for */
 };
 
 /* What a roll call's answer callback needs to find its place. */
@@ -1101,6 +1102,7 @@ static void breq_granted(struct cluster *c, struct breq *b, const char *rv) {
         if (h) {
             h->slot_id = b->slot_id;
             h->index = index;
+            h->has_pods = b->pods[0] != '\0';
             snprintf(h->rv, sizeof(h->rv), "%s", rv);
             h->next = c->helds;
             c->helds = h;
@@ -1333,16 +1335,22 @@ static void release_slot(struct cluster *c, unsigned index, const char *rv, cons
     send_call(c, call, "PUT", url, "application/json", body);
 }
 
+/* A workload deleted meanwhile has nothing to wait for: once the slot is
+ * this old and no pod of the owner is left, the slot is given back. */
+#define ORPHAN_AFTER_US (30LL * 1000000)
+
 /* The leader: a held slot whose pods all have a Ready replacement on another
- * node is given back. Entries are namespace/name/ownerUID. */
+ * node is given back (or whose workload is gone). Entries are
+ * namespace/name/ownerUID. */
 static bool replacements_ready(struct cluster *c, const struct kube_json_lease *l) {
     char list[KUBE_JSON_PODS_SIZE], *save = NULL;
     bool any = false;
+    bool old = wall_us() - kube_json_lease_renew_us(l) > ORPHAN_AFTER_US;
 
     snprintf(list, sizeof(list), "%s", l->failover_pods);
     for (char *item = strtok_r(list, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
         char *name = strchr(item, '/'), *owner = name ? strchr(name + 1, '/') : NULL;
-        bool found = false;
+        bool found = false, owner_has_pods = false;
 
         if (!owner || !owner[1])
             return false; /* no controller to match: the timeout frees it */
@@ -1350,13 +1358,14 @@ static bool replacements_ready(struct cluster *c, const struct kube_json_lease *
         name++;
         FOREACH(&c->pods, e) {
             struct rpod *p = (struct rpod *)e;
+            owner_has_pods |= !strcmp(p->owner_uid, owner);
             if (!strcmp(p->owner_uid, owner) && strcmp(p->name, name) && p->ready && !p->deleting &&
                 strcmp(p->node, l->failover_node)) {
                 found = true;
                 break;
             }
         }
-        if (!found)
+        if (!found && !(old && !owner_has_pods))
             return false;
         any = true;
     }
@@ -1430,12 +1439,14 @@ static void hook_budget_release(uint64_t slot_id, bool evicted, void *data) {
         if (h->slot_id != slot_id)
             continue;
         *p = h->next;
-        if (evicted)
+        if (evicted && h->has_pods)
             log_info("failover budget: slot %s%u stays held until the replacement is Ready "
                      "(the remediator releases it) or failoverTimeout passes",
                      SLOT_PREFIX, h->index);
         else
-            release_slot(c, h->index, h->rv, "the engine recovered before the eviction");
+            release_slot(c, h->index, h->rv,
+                         evicted ? "static mode: no pod to wait for"
+                                 : "the engine recovered before the eviction");
         free(h);
         break;
     }
