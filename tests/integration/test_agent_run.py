@@ -1,6 +1,7 @@
 """The agent's main job against the SQL Server stand-in: every fault mode is
 seen, classified and bounded in time, and the HTTP endpoints tell the truth."""
 
+import json
 import os
 import re
 import socket
@@ -61,6 +62,13 @@ class AgentRun(unittest.TestCase):
         self.assertEqual(a.get("/healthz")[0], 200)
         self.assertEqual(a.get("/readyz")[0], 200)
         self.assertEqual(a.get("/nope")[0], 404)
+        # The fencing roll call's question (docs/node-loss.md): without
+        # Kubernetes reporting the agent never claims to reach an API server.
+        status, body = a.get("/peer")
+        self.assertEqual(status, 200)
+        peer = json.loads(body)
+        self.assertEqual((peer["apiReachable"], peer["leader"], peer["fenced"]), (False, False, False))
+        self.assertTrue(peer["node"])
         a.stop()
 
     def test_hang_is_a_failure_within_bound(self):
