@@ -11,7 +11,10 @@
  * than stopping at the first. Omitted and null keys take their defaults; the
  * defaults section fills in every probe field a probe leaves out. Checks
  * between two keys (a probe's timeout ≤ its interval, the Lease's renewal
- * shorter than its duration) report on the later key's path. The module
+ * shorter than its duration) report on the later key's path; those between
+ * sections (fencing.peerTimeout against the heartbeat Lease,
+ * remediation.assumeDeadAfter against its duration) run once every section
+ * is read, and only on values that were valid themselves. The module
  * is pure (no logging, no getenv); the tree and every partial config are
  * freed before a load returns, so the caller owns exactly what it is handed.
  */
@@ -418,7 +421,12 @@ static bool want_duration_range(struct ctx *x, const struct buf *path, const jso
     if (ms > max_ms)
         goto too_large;
     if (ms < min_ms) {
-        fail(x, path_str(path), "must be > 0");
+        if (min_ms <= 1) {
+            fail(x, path_str(path), "must be > 0");
+        } else {
+            format_duration(min_ms, shown, sizeof(shown));
+            fail(x, path_str(path), "must be at least %s", shown);
+        }
         return false;
     }
     *out_ms = ms;
@@ -432,6 +440,35 @@ too_large:
 static bool want_duration(struct ctx *x, const struct buf *path, const json_t *v, uint64_t min_ms,
                           uint64_t *out_ms) {
     return want_duration_range(x, path, v, min_ms, CONFIG_MAX_DURATION_MS, out_ms);
+}
+
+/* A duration the API takes in whole seconds (a Lease's leaseDurationSeconds,
+ * a watchdog's timeout), in min_ms..max_ms. */
+static bool want_seconds_range(struct ctx *x, const struct buf *path, const json_t *v,
+                               uint64_t min_ms, uint64_t max_ms, uint64_t *out_ms) {
+    uint64_t ms;
+
+    if (!want_duration_range(x, path, v, min_ms, max_ms, &ms))
+        return false;
+    if (ms % 1000) {
+        fail(x, path_str(path), "must be a whole number of seconds");
+        return false;
+    }
+    *out_ms = ms;
+    return true;
+}
+
+/* Report that the key at path + key must be shorter than its sibling other
+ * (other_ms). */
+static void fail_not_shorter(struct ctx *x, struct buf *path, const char *key, const char *other,
+                             uint64_t other_ms) {
+    size_t saved = path_push_key(x, path, key);
+    char shown[32];
+
+    format_duration(other_ms, shown, sizeof(shown));
+    fail(x, path_str(path), "must be shorter than %.*s%s%s (%s)", (int)saved,
+         path->data ? path->data : "", saved ? "." : "", other, shown);
+    path_pop(path, saved);
 }
 
 static bool want_uint(struct ctx *x, const struct buf *path, const json_t *v, long long min,
@@ -1179,9 +1216,12 @@ static void read_step(struct ctx *x, struct buf *path, const json_t *obj, bool *
 
 static void read_policy(struct ctx *x, struct buf *path, const json_t *obj,
                         struct config_policy *p) {
-    static const char *const keys[] = {
-        "relocateAfter", "restartAllowance", "quarantine", "eventDedupWindow", "budgetRetry",
-        "evict",         "cordon",           NULL};
+    static const char *const keys[] = {"relocateAfter",   "restartAllowance",
+                                       "quarantine",      "eventDedupWindow",
+                                       "budgetRetry",     "evict",
+                                       "cordon",          "maxConcurrentFailovers",
+                                       "failoverTimeout", NULL};
+    unsigned long long u;
     /* The plain durations, in the order errors are reported. */
     const struct {
         const char *key;
@@ -1217,31 +1257,39 @@ static void read_policy(struct ctx *x, struct buf *path, const json_t *obj,
         read_step(x, path, v, &p->cordon_enabled, &p->cordon_after_ms);
         path_pop(path, saved);
     }
+    if ((v = member(obj, "maxConcurrentFailovers"))) {
+        saved = path_push_key(x, path, "maxConcurrentFailovers");
+        if (want_uint(x, path, v, 1, CONFIG_MAX_CONCURRENT_FAILOVERS, &u))
+            p->max_concurrent_failovers = (unsigned)u;
+        path_pop(path, saved);
+    }
+    if ((v = member(obj, "failoverTimeout"))) {
+        /* leaseDurationSeconds of a budget slot. */
+        saved = path_push_key(x, path, "failoverTimeout");
+        want_seconds_range(x, path, v, CONFIG_MIN_FAILOVER_TIMEOUT_MS, CONFIG_MAX_DURATION_MS,
+                           &p->failover_timeout_ms);
+        path_pop(path, saved);
+    }
 }
 
 /* lease: the heartbeat Lease's timing. Its duration goes into the Lease's
  * spec.leaseDurationSeconds, hence whole seconds; renewInterval must leave
  * room for at least one more renewal before the Lease runs out. */
 static void read_lease(struct ctx *x, struct buf *path, const json_t *obj,
-                       struct config_kubernetes *k) {
+                       struct config_kubernetes *k, bool *lease_ok) {
     static const char *const keys[] = {"duration", "renewInterval", NULL};
     bool duration_ok = true, renew_ok = true;
     const json_t *v;
-    uint64_t ms;
     size_t saved;
 
+    *lease_ok = false;
     if (!want_object(x, path, obj))
         return;
     check_keys(x, path, obj, keys);
     if ((v = member(obj, "duration"))) {
         saved = path_push_key(x, path, "duration");
-        duration_ok = want_duration_range(x, path, v, 1, CONFIG_MAX_LEASE_DURATION_MS, &ms);
-        if (duration_ok && ms % 1000) {
-            fail(x, path_str(path), "must be a whole number of seconds");
-            duration_ok = false;
-        }
-        if (duration_ok)
-            k->lease_duration_ms = ms;
+        duration_ok =
+            want_seconds_range(x, path, v, 1, CONFIG_MAX_LEASE_DURATION_MS, &k->lease_duration_ms);
         path_pop(path, saved);
     }
     if ((v = member(obj, "renewInterval"))) {
@@ -1251,13 +1299,10 @@ static void read_lease(struct ctx *x, struct buf *path, const json_t *obj,
     }
     /* Only between two good values: a bad duration has been reported already. */
     if (duration_ok && renew_ok && k->lease_renew_ms >= k->lease_duration_ms) {
-        char shown[32];
-        format_duration(k->lease_duration_ms, shown, sizeof(shown));
-        saved = path_push_key(x, path, "renewInterval");
-        fail(x, path_str(path), "must be shorter than %.*s.duration (%s)", (int)saved,
-             path->data ? path->data : "", shown);
-        path_pop(path, saved);
+        fail_not_shorter(x, path, "renewInterval", "duration", k->lease_duration_ms);
+        return;
     }
+    *lease_ok = duration_ok && renew_ok;
 }
 
 static void read_pods(struct ctx *x, struct buf *path, const json_t *obj,
@@ -1287,7 +1332,7 @@ static void read_pods(struct ctx *x, struct buf *path, const json_t *obj,
 }
 
 static void read_kubernetes(struct ctx *x, struct buf *path, const json_t *obj,
-                            struct config_kubernetes *k) {
+                            struct config_kubernetes *k, bool *lease_ok) {
     static const char *const keys[] = {"enabled",   "kubeconfig", "context", "allowInsecure",
                                        "namespace", "qps",        "burst",   "requestTimeout",
                                        "lease",     "pods",       NULL};
@@ -1350,7 +1395,7 @@ static void read_kubernetes(struct ctx *x, struct buf *path, const json_t *obj,
     }
     if ((v = member(obj, "lease"))) {
         saved = path_push_key(x, path, "lease");
-        read_lease(x, path, v, k);
+        read_lease(x, path, v, k, lease_ok);
         path_pop(path, saved);
     }
     if ((v = member(obj, "pods"))) {
@@ -1360,11 +1405,180 @@ static void read_kubernetes(struct ctx *x, struct buf *path, const json_t *obj,
     }
 }
 
+/* election: the remediator Lease's timings, retryPeriod < renewDeadline <
+ * leaseDuration as client-go requires. */
+static void read_election(struct ctx *x, struct buf *path, const json_t *obj,
+                          struct config_remediation *m) {
+    static const char *const keys[] = {"leaseDuration", "renewDeadline", "retryPeriod", NULL};
+    bool lease_ok = true, renew_ok = true, retry_ok = true;
+    const json_t *v;
+    size_t saved;
+
+    if (!want_object(x, path, obj))
+        return;
+    check_keys(x, path, obj, keys);
+    if ((v = member(obj, "leaseDuration"))) {
+        saved = path_push_key(x, path, "leaseDuration");
+        lease_ok = want_seconds_range(x, path, v, CONFIG_MIN_ELECTION_LEASE_MS,
+                                      CONFIG_MAX_ELECTION_LEASE_MS, &m->election_lease_duration_ms);
+        path_pop(path, saved);
+    }
+    if ((v = member(obj, "renewDeadline"))) {
+        saved = path_push_key(x, path, "renewDeadline");
+        renew_ok = want_duration(x, path, v, 1, &m->election_renew_deadline_ms);
+        path_pop(path, saved);
+    }
+    if ((v = member(obj, "retryPeriod"))) {
+        saved = path_push_key(x, path, "retryPeriod");
+        retry_ok = want_duration(x, path, v, 1, &m->election_retry_period_ms);
+        path_pop(path, saved);
+    }
+    if (lease_ok && renew_ok && m->election_renew_deadline_ms >= m->election_lease_duration_ms) {
+        fail_not_shorter(x, path, "renewDeadline", "leaseDuration", m->election_lease_duration_ms);
+        renew_ok = false;
+    }
+    if (renew_ok && retry_ok && m->election_retry_period_ms >= m->election_renew_deadline_ms)
+        fail_not_shorter(x, path, "retryPeriod", "renewDeadline", m->election_renew_deadline_ms);
+}
+
+static void read_remediation(struct ctx *x, struct buf *path, const json_t *obj,
+                             struct config_remediation *m, bool *assume_dead_ok) {
+    static const char *const keys[] = {"enabled",     "election",        "nodeLeaseStaleAfter",
+                                       "fenceMargin", "assumeDeadAfter", NULL};
+    const json_t *v;
+    size_t saved;
+
+    if (!want_object(x, path, obj))
+        return;
+    check_keys(x, path, obj, keys);
+    if ((v = member(obj, "enabled"))) {
+        saved = path_push_key(x, path, "enabled");
+        want_bool(x, path, v, &m->enabled);
+        path_pop(path, saved);
+    }
+    if ((v = member(obj, "election"))) {
+        saved = path_push_key(x, path, "election");
+        read_election(x, path, v, m);
+        path_pop(path, saved);
+    }
+    if ((v = member(obj, "nodeLeaseStaleAfter"))) {
+        saved = path_push_key(x, path, "nodeLeaseStaleAfter");
+        want_duration_range(x, path, v, CONFIG_MIN_NODE_LEASE_STALE_MS,
+                            CONFIG_MAX_NODE_LEASE_STALE_MS, &m->node_lease_stale_after_ms);
+        path_pop(path, saved);
+    }
+    if ((v = member(obj, "fenceMargin"))) {
+        saved = path_push_key(x, path, "fenceMargin");
+        want_duration_range(x, path, v, 0, CONFIG_MAX_FENCE_MARGIN_MS, &m->fence_margin_ms);
+        path_pop(path, saved);
+    }
+    if ((v = member(obj, "assumeDeadAfter"))) {
+        saved = path_push_key(x, path, "assumeDeadAfter");
+        *assume_dead_ok = want_duration(x, path, v, 0, &m->assume_dead_after_ms);
+        path_pop(path, saved);
+    }
+}
+
+static void read_watchdog(struct ctx *x, struct buf *path, const json_t *obj,
+                          struct config_fencing *f) {
+    static const char *const keys[] = {"device", "timeout", NULL};
+    const json_t *v;
+    const char *s;
+    size_t saved;
+
+    if (!want_object(x, path, obj))
+        return;
+    check_keys(x, path, obj, keys);
+    if ((v = member(obj, "device"))) {
+        saved = path_push_key(x, path, "device");
+        if (want_string(x, path, v, &s)) {
+            if (*s && *s != '/')
+                fail(x, path_str(path), "must be an absolute path (like /dev/watchdog) or \"\"");
+            else
+                set_string(x, &f->watchdog_device, s);
+        }
+        path_pop(path, saved);
+    }
+    if ((v = member(obj, "timeout"))) {
+        saved = path_push_key(x, path, "timeout");
+        want_seconds_range(x, path, v, CONFIG_MIN_WATCHDOG_TIMEOUT_MS,
+                           CONFIG_MAX_WATCHDOG_TIMEOUT_MS, &f->watchdog_timeout_ms);
+        path_pop(path, saved);
+    }
+}
+
+static void read_fencing(struct ctx *x, struct buf *path, const json_t *obj,
+                         struct config_fencing *f, bool *peer_timeout_ok) {
+    static const char *const keys[] = {"watchdog", "peerTimeout", NULL};
+    const json_t *v;
+    size_t saved;
+
+    if (!want_object(x, path, obj))
+        return;
+    check_keys(x, path, obj, keys);
+    if ((v = member(obj, "watchdog"))) {
+        saved = path_push_key(x, path, "watchdog");
+        read_watchdog(x, path, v, f);
+        path_pop(path, saved);
+    }
+    if ((v = member(obj, "peerTimeout"))) {
+        saved = path_push_key(x, path, "peerTimeout");
+        *peer_timeout_ok = want_duration(x, path, v, 1, &f->peer_timeout_ms);
+        path_pop(path, saved);
+    }
+}
+
+/* Which values the checks between sections may use: a key reported bad
+ * already is not reported again as half of a bad pair. */
+struct valid_keys {
+    bool lease;        /* kubernetes.lease.duration and renewInterval, and their pair */
+    bool assume_dead;  /* remediation.assumeDeadAfter */
+    bool peer_timeout; /* fencing.peerTimeout */
+};
+
+static void check_between_sections(struct ctx *x, struct buf *path, const struct config *c,
+                                   const struct valid_keys *valid) {
+    const struct config_kubernetes *k = &c->kubernetes;
+    char duration[32], renew[32], room[32];
+
+    if (!valid->lease)
+        return;
+    format_duration(k->lease_duration_ms, duration, sizeof(duration));
+    if (valid->assume_dead && c->remediation.assume_dead_after_ms &&
+        c->remediation.assume_dead_after_ms < k->lease_duration_ms) {
+        /* Sooner would call a node dead while its Lease may still be live. */
+        size_t saved = path_push_key(x, path, "remediation");
+        path_push_key(x, path, "assumeDeadAfter");
+        fail(x, path_str(path), "must be 0 (never) or at least kubernetes.lease.duration (%s)",
+             duration);
+        path_pop(path, saved);
+    }
+    if (valid->peer_timeout &&
+        k->lease_renew_ms + c->fencing.peer_timeout_ms >= k->lease_duration_ms) {
+        /* docs/node-loss.md, "Safety argument": a node cut off from the API
+         * server stops feeding at most renewInterval + peerTimeout after its
+         * last renewal could have been seen, and that must be before its
+         * Lease runs out, or a remediator could act while it still runs. */
+        format_duration(k->lease_renew_ms, renew, sizeof(renew));
+        format_duration(k->lease_duration_ms - k->lease_renew_ms, room, sizeof(room));
+        size_t saved = path_push_key(x, path, "fencing");
+        path_push_key(x, path, "peerTimeout");
+        fail(x, path_str(path),
+             "must be shorter than kubernetes.lease.duration - kubernetes.lease.renewInterval "
+             "(%s - %s = %s): a node cut off from the API server learns it from its peers up to "
+             "renewInterval + peerTimeout after its last renewal, and must stop feeding its "
+             "watchdog before its Lease runs out",
+             duration, renew, room);
+        path_pop(path, saved);
+    }
+}
+
 static void read_config(struct ctx *x, const json_t *root, struct config *c) {
-    static const char *const keys[] = {"apiVersion", "kind",       "nodeName", "log",
-                                       "server",     "health",     "defaults", "targets",
-                                       "policy",     "kubernetes", NULL};
+    static const char *const keys[] = {
+        "apiVersion", "kind",   "nodeName",   "log",         "server",  "health", "defaults",
+        "targets",    "policy", "kubernetes", "remediation", "fencing", NULL};
     struct probe_fields tds = builtin_tds, process = builtin_process;
+    struct valid_keys valid = {.lease = true, .assume_dead = true, .peer_timeout = true};
     struct buf path;
     const json_t *v;
     const char *s;
@@ -1431,9 +1645,20 @@ static void read_config(struct ctx *x, const json_t *root, struct config *c) {
     }
     if ((v = member(root, "kubernetes"))) {
         saved = path_push_key(x, &path, "kubernetes");
-        read_kubernetes(x, &path, v, &c->kubernetes);
+        read_kubernetes(x, &path, v, &c->kubernetes, &valid.lease);
         path_pop(&path, saved);
     }
+    if ((v = member(root, "remediation"))) {
+        saved = path_push_key(x, &path, "remediation");
+        read_remediation(x, &path, v, &c->remediation, &valid.assume_dead);
+        path_pop(&path, saved);
+    }
+    if ((v = member(root, "fencing"))) {
+        saved = path_push_key(x, &path, "fencing");
+        read_fencing(x, &path, v, &c->fencing, &valid.peer_timeout);
+        path_pop(&path, saved);
+    }
+    check_between_sections(x, &path, c, &valid);
 out:
     buf_free(&path);
 }
@@ -1463,18 +1688,34 @@ static struct config *config_alloc(struct ctx *x) {
         .evict_after_ms = 60000,
         .cordon_enabled = false,
         .cordon_after_ms = 30000,
+        .max_concurrent_failovers = 1,
+        .failover_timeout_ms = 300000,
     };
     c->kubernetes.enabled = false;
     c->kubernetes.allow_insecure = false;
     c->kubernetes.qps = 20;
     c->kubernetes.burst = 40;
     c->kubernetes.request_timeout_ms = 10000;
-    c->kubernetes.lease_duration_ms = 40000;
-    c->kubernetes.lease_renew_ms = 10000;
+    /* 15s/5s, not client-go's 40s/10s: the node-loss budget (docs/node-loss.md)
+     * waits a Lease duration plus the watchdog timeout before it acts. */
+    c->kubernetes.lease_duration_ms = 15000;
+    c->kubernetes.lease_renew_ms = 5000;
     set_string(x, &c->kubernetes.kubeconfig, "");
     set_string(x, &c->kubernetes.context, "");
     set_string(x, &c->kubernetes.namespace, "");
     set_string(x, &c->kubernetes.pod_selector, "");
+    c->remediation = (struct config_remediation){
+        .enabled = true,
+        .election_lease_duration_ms = 15000,
+        .election_renew_deadline_ms = 10000,
+        .election_retry_period_ms = 2000,
+        .node_lease_stale_after_ms = 20000,
+        .fence_margin_ms = 2000,
+        .assume_dead_after_ms = 0,
+    };
+    c->fencing.watchdog_timeout_ms = 10000;
+    c->fencing.peer_timeout_ms = 1000;
+    set_string(x, &c->fencing.watchdog_device, "");
     return c;
 }
 
@@ -1624,6 +1865,13 @@ int config_set_option(struct config *c, const char *key, const char *value, cons
                        !strcmp(key, "kubernetes.context") ? &c->kubernetes.context
                                                           : &c->kubernetes.kubeconfig,
                        value);
+    } else if (!strcmp(key, "fencing.watchdog.device")) {
+        if (*value && *value != '/')
+            fail(&x, origin, "must be an absolute path (like /dev/watchdog) or \"\"");
+        else if (strlen(value) > CONFIG_MAX_STRING_BYTES)
+            fail(&x, origin, "longer than %d bytes", CONFIG_MAX_STRING_BYTES);
+        else
+            set_string(&x, &c->fencing.watchdog_device, value);
     } else {
         fail(&x, origin, "unknown option \"%s\"", key);
     }
@@ -1641,6 +1889,7 @@ int config_apply_env(struct config *c, const char *(*get)(const char *name),
         {"EDGEWARDEN_LOG_LEVEL", "log.level", false},
         {"EDGEWARDEN_LOG_FORMAT", "log.format", false},
         {"EDGEWARDEN_LISTEN", "server.listen", true},
+        {"EDGEWARDEN_WATCHDOG_DEVICE", "fencing.watchdog.device", false},
     };
     int result = 0;
 
@@ -1684,6 +1933,7 @@ void config_free(struct config *c) {
     free(c->kubernetes.context);
     free(c->kubernetes.namespace);
     free(c->kubernetes.pod_selector);
+    free(c->fencing.watchdog_device);
     free(c);
 }
 
@@ -1702,12 +1952,14 @@ struct config *config_dup(const struct config *c) {
     d->n_targets = 0;
     d->kubernetes.kubeconfig = d->kubernetes.context = NULL;
     d->kubernetes.namespace = d->kubernetes.pod_selector = NULL;
+    d->fencing.watchdog_device = NULL;
     set_string(&x, &d->node_name, c->node_name);
     set_string(&x, &d->listen, c->listen);
     set_string(&x, &d->kubernetes.kubeconfig, c->kubernetes.kubeconfig);
     set_string(&x, &d->kubernetes.context, c->kubernetes.context);
     set_string(&x, &d->kubernetes.namespace, c->kubernetes.namespace);
     set_string(&x, &d->kubernetes.pod_selector, c->kubernetes.pod_selector);
+    set_string(&x, &d->fencing.watchdog_device, c->fencing.watchdog_device);
     d->targets = calloc(c->n_targets ? c->n_targets : 1, sizeof(*d->targets));
     if (!d->targets)
         x.oom = true;

@@ -46,6 +46,18 @@
 #define CONFIG_MAX_REQUEST_TIMEOUT_MS (5ULL * 60 * 1000)  /* requestTimeout ≤ 5m */
 #define CONFIG_MAX_LEASE_DURATION_MS  (60ULL * 60 * 1000) /* lease.duration ≤ 1h */
 
+/* Bounds of the node-loss keys (docs/node-loss.md): the failover budget in
+ * the policy section, and the remediation and fencing sections. */
+#define CONFIG_MAX_CONCURRENT_FAILOVERS 100
+#define CONFIG_MIN_FAILOVER_TIMEOUT_MS  (10ULL * 1000)      /* policy.failoverTimeout ≥ 10s */
+#define CONFIG_MIN_ELECTION_LEASE_MS    (2ULL * 1000)       /* election.leaseDuration ≥ 2s */
+#define CONFIG_MAX_ELECTION_LEASE_MS    (60ULL * 60 * 1000) /* election.leaseDuration ≤ 1h */
+#define CONFIG_MIN_NODE_LEASE_STALE_MS  (1ULL * 1000)       /* nodeLeaseStaleAfter ≥ 1s */
+#define CONFIG_MAX_NODE_LEASE_STALE_MS  (60ULL * 60 * 1000) /* nodeLeaseStaleAfter ≤ 1h */
+#define CONFIG_MAX_FENCE_MARGIN_MS      (5ULL * 60 * 1000)  /* fenceMargin ≤ 5m */
+#define CONFIG_MIN_WATCHDOG_TIMEOUT_MS  (1ULL * 1000)       /* watchdog.timeout ≥ 1s */
+#define CONFIG_MAX_WATCHDOG_TIMEOUT_MS  (600ULL * 1000)     /* watchdog.timeout ≤ 600s */
+
 enum config_probe_kind { CONFIG_PROBE_TDS, CONFIG_PROBE_PROCESS };
 
 /* One probe of a target. Every field is filled: what the file omits comes from
@@ -82,6 +94,10 @@ struct config_policy {
     uint64_t evict_after_ms;        /* evict.after, default 60s */
     bool cordon_enabled;            /* cordon.enabled, default false */
     uint64_t cordon_after_ms;       /* cordon.after, default 30s */
+    /* The failover budget (docs/node-loss.md): Leases edgewarden-failover-<i>,
+     * i < max_concurrent_failovers, each held for at most failover_timeout_ms. */
+    unsigned max_concurrent_failovers; /* maxConcurrentFailovers, default 1, 1..100 */
+    uint64_t failover_timeout_ms;      /* failoverTimeout, default 5m, whole seconds, 10s..24h */
 };
 
 /* The `kubernetes:` section: whether and how the agent reports to the API
@@ -97,12 +113,40 @@ struct config_kubernetes {
     double qps;                  /* qps: API request starts per second, 20, 0 < qps ≤ 10000 */
     unsigned burst;              /* burst: token bucket size, default 40, 1..10000 */
     uint64_t request_timeout_ms; /* requestTimeout: per attempt, default 10s, 0 < t ≤ 5m */
-    uint64_t lease_duration_ms;  /* lease.duration: default 40s, whole seconds, 1s..1h */
-    uint64_t lease_renew_ms;     /* lease.renewInterval: default 10s, 0 < r < lease.duration */
+    uint64_t lease_duration_ms;  /* lease.duration: default 15s, whole seconds, 1s..1h */
+    uint64_t lease_renew_ms;     /* lease.renewInterval: default 5s, 0 < r < lease.duration */
     /* pods.selector: an equality-based label selector as
      * kube_json_selector_parse() reads it, kept as written; "" = static mode
      * (the config's targets). Set: pod mode, targets[0] is the template. */
     char *pod_selector;
+};
+
+/* The `remediation:` section: taking part in the remediator election, and
+ * how the elected agent judges a node lost (docs/node-loss.md). Durations in
+ * ms. */
+struct config_remediation {
+    bool enabled; /* enabled, default true: a candidate when kubernetes.enabled */
+    /* election: the Lease edgewarden-remediator, client-go's three timings,
+     * retry_period < renew_deadline < lease_duration. */
+    uint64_t election_lease_duration_ms; /* election.leaseDuration: 15s, whole seconds, 2s..1h */
+    uint64_t election_renew_deadline_ms; /* election.renewDeadline: 10s, > 0 */
+    uint64_t election_retry_period_ms;   /* election.retryPeriod: 2s, > 0 */
+    uint64_t node_lease_stale_after_ms;  /* nodeLeaseStaleAfter: 20s, 1s..1h */
+    uint64_t fence_margin_ms;            /* fenceMargin: 2s, 0..5m */
+    /* assumeDeadAfter: 0 (default) = never; else ≥ kubernetes.lease.duration */
+    uint64_t assume_dead_after_ms;
+};
+
+/* The `fencing:` section: the watchdog this node feeds while it reaches the
+ * API server (or a roll call of its peers proves an outage). */
+struct config_fencing {
+    /* watchdog.device: an absolute path, owned, never NULL; "" = no
+     * watchdog: the node advertises itself unfenced. */
+    char *watchdog_device;
+    uint64_t watchdog_timeout_ms; /* watchdog.timeout: 10s, whole seconds, 1s..600s */
+    /* peerTimeout: 1s, > 0; kubernetes.lease.renewInterval + peerTimeout <
+     * kubernetes.lease.duration */
+    uint64_t peer_timeout_ms;
 };
 
 /* The whole agent configuration. Strings are owned and never NULL. */
@@ -121,6 +165,8 @@ struct config {
     size_t n_targets;
     struct config_policy policy;
     struct config_kubernetes kubernetes;
+    struct config_remediation remediation;
+    struct config_fencing fencing;
 };
 
 /* One problem found while loading or overriding. path is NULL for problems of
@@ -163,7 +209,8 @@ int config_load_string(const char *text, size_t len, struct config **out,
 int config_load_file(const char *path, struct config **out, struct config_errors *errs);
 
 /* Apply the environment layer through get (getenv, or a stub in tests):
- * NODE_NAME, EDGEWARDEN_LOG_LEVEL, EDGEWARDEN_LOG_FORMAT, EDGEWARDEN_LISTEN.
+ * NODE_NAME, EDGEWARDEN_LOG_LEVEL, EDGEWARDEN_LOG_FORMAT, EDGEWARDEN_LISTEN,
+ * EDGEWARDEN_WATCHDOG_DEVICE.
  * An unset variable changes nothing; so does an empty one, except
  * EDGEWARDEN_LISTEN="" which disables the metrics server. Valid values are
  * applied even when another is invalid. The strings get returns are
@@ -172,10 +219,11 @@ int config_load_file(const char *path, struct config **out, struct config_errors
 int config_apply_env(struct config *c, const char *(*get)(const char *name),
                      struct config_errors *errs);
 /* Apply one override by its document key: "nodeName", "log.level",
- * "log.format", "server.listen", "kubernetes.kubeconfig" or
- * "kubernetes.context" — what the command-line flags set. The two kubernetes
+ * "log.format", "server.listen", "kubernetes.kubeconfig",
+ * "kubernetes.context" — what the command-line flags set — or
+ * "fencing.watchdog.device" (from the environment). The two kubernetes
  * keys take any string up to CONFIG_MAX_STRING_BYTES; "" resets them to
- * "not set". origin (e.g. "--log-level") is the error path; value is
+ * "not set". The watchdog device is "" or an absolute path. origin (e.g. "--log-level") is the error path; value is
  * borrowed. Returns 0, -EINVAL with an error appended (unknown key or bad
  * value), or -ENOMEM. */
 int config_set_option(struct config *c, const char *key, const char *value, const char *origin,

@@ -24,6 +24,8 @@ PREFIX = {
     "health": "",
     "policy": "",
     "kubernetes": "",
+    "remediation": "",
+    "fencing": "",
     "defaults": "defaults.KIND.",
     "targets": "targets[N].",
     "probes": "targets[N].probes[M].",

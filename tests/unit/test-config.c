@@ -116,6 +116,8 @@ static void assert_policy_eq(const struct config_policy *a, const struct config_
     ck_assert_uint_eq(a->evict_after_ms, b->evict_after_ms);
     ck_assert_int_eq(a->cordon_enabled, b->cordon_enabled);
     ck_assert_uint_eq(a->cordon_after_ms, b->cordon_after_ms);
+    ck_assert_uint_eq(a->max_concurrent_failovers, b->max_concurrent_failovers);
+    ck_assert_uint_eq(a->failover_timeout_ms, b->failover_timeout_ms);
 }
 
 static void assert_kubernetes_eq(const struct config_kubernetes *a,
@@ -131,6 +133,23 @@ static void assert_kubernetes_eq(const struct config_kubernetes *a,
     ck_assert_uint_eq(a->lease_duration_ms, b->lease_duration_ms);
     ck_assert_uint_eq(a->lease_renew_ms, b->lease_renew_ms);
     ck_assert_str_eq(a->pod_selector, b->pod_selector);
+}
+
+static void assert_remediation_eq(const struct config_remediation *a,
+                                  const struct config_remediation *b) {
+    ck_assert_int_eq(a->enabled, b->enabled);
+    ck_assert_uint_eq(a->election_lease_duration_ms, b->election_lease_duration_ms);
+    ck_assert_uint_eq(a->election_renew_deadline_ms, b->election_renew_deadline_ms);
+    ck_assert_uint_eq(a->election_retry_period_ms, b->election_retry_period_ms);
+    ck_assert_uint_eq(a->node_lease_stale_after_ms, b->node_lease_stale_after_ms);
+    ck_assert_uint_eq(a->fence_margin_ms, b->fence_margin_ms);
+    ck_assert_uint_eq(a->assume_dead_after_ms, b->assume_dead_after_ms);
+}
+
+static void assert_fencing_eq(const struct config_fencing *a, const struct config_fencing *b) {
+    ck_assert_str_eq(a->watchdog_device, b->watchdog_device);
+    ck_assert_uint_eq(a->watchdog_timeout_ms, b->watchdog_timeout_ms);
+    ck_assert_uint_eq(a->peer_timeout_ms, b->peer_timeout_ms);
 }
 
 static void assert_config_eq(const struct config *a, const struct config *b) {
@@ -156,6 +175,8 @@ static void assert_config_eq(const struct config *a, const struct config *b) {
     }
     assert_policy_eq(&a->policy, &b->policy);
     assert_kubernetes_eq(&a->kubernetes, &b->kubernetes);
+    assert_remediation_eq(&a->remediation, &b->remediation);
+    assert_fencing_eq(&a->fencing, &b->fencing);
 }
 
 static char *read_all(const char *path, size_t *len_out) {
@@ -252,6 +273,8 @@ START_TEST(test_default) {
                                      .evict_after_ms = 60000,
                                      .cordon_enabled = false,
                                      .cordon_after_ms = 30000,
+                                     .max_concurrent_failovers = 1,
+                                     .failover_timeout_ms = 300000,
                                  });
     assert_kubernetes_eq(&c->kubernetes, &(struct config_kubernetes){
                                              .enabled = false,
@@ -262,10 +285,28 @@ START_TEST(test_default) {
                                              .qps = 20,
                                              .burst = 40,
                                              .request_timeout_ms = 10000,
-                                             .lease_duration_ms = 40000,
-                                             .lease_renew_ms = 10000,
+                                             .lease_duration_ms = 15000,
+                                             .lease_renew_ms = 5000,
                                              .pod_selector = "",
                                          });
+    assert_remediation_eq(&c->remediation, &(struct config_remediation){
+                                               .enabled = true,
+                                               .election_lease_duration_ms = 15000,
+                                               .election_renew_deadline_ms = 10000,
+                                               .election_retry_period_ms = 2000,
+                                               .node_lease_stale_after_ms = 20000,
+                                               .fence_margin_ms = 2000,
+                                               .assume_dead_after_ms = 0,
+                                           });
+    assert_fencing_eq(&c->fencing, &(struct config_fencing){
+                                       .watchdog_device = "",
+                                       .watchdog_timeout_ms = 10000,
+                                       .peer_timeout_ms = 1000,
+                                   });
+    /* The node-loss budget holds with the defaults: renewInterval +
+     * peerTimeout < lease duration. */
+    ck_assert_uint_lt(c->kubernetes.lease_renew_ms + c->fencing.peer_timeout_ms,
+                      c->kubernetes.lease_duration_ms);
     config_free(c);
     config_free(NULL);
 }
@@ -288,6 +329,9 @@ START_TEST(test_default_policy_matches_engine) {
                                      .evict_after_ms = p.evict_after_ms,
                                      .cordon_enabled = p.cordon_enabled,
                                      .cordon_after_ms = p.cordon_after_ms,
+                                     /* the budget's size is the Lease code's, not the ladder's */
+                                     .max_concurrent_failovers = c->policy.max_concurrent_failovers,
+                                     .failover_timeout_ms = c->policy.failover_timeout_ms,
                                  });
     config_free(c);
 }
@@ -339,6 +383,8 @@ START_TEST(test_full) {
                                      .evict_after_ms = 90000,
                                      .cordon_enabled = true,
                                      .cordon_after_ms = 60000,
+                                     .max_concurrent_failovers = 2,
+                                     .failover_timeout_ms = 600000,
                                  });
     assert_kubernetes_eq(&c->kubernetes, &(struct config_kubernetes){
                                              .enabled = true,
@@ -353,6 +399,20 @@ START_TEST(test_full) {
                                              .lease_renew_ms = 15000,
                                              .pod_selector = "",
                                          });
+    assert_remediation_eq(&c->remediation, &(struct config_remediation){
+                                               .enabled = false,
+                                               .election_lease_duration_ms = 20000,
+                                               .election_renew_deadline_ms = 12000,
+                                               .election_retry_period_ms = 3000,
+                                               .node_lease_stale_after_ms = 30000,
+                                               .fence_margin_ms = 5000,
+                                               .assume_dead_after_ms = 600000,
+                                           });
+    assert_fencing_eq(&c->fencing, &(struct config_fencing){
+                                       .watchdog_device = "/dev/watchdog",
+                                       .watchdog_timeout_ms = 20000,
+                                       .peer_timeout_ms = 2000,
+                                   });
     loaded_free(&l);
 }
 END_TEST
@@ -369,7 +429,7 @@ START_TEST(test_pod_mode) {
     ck_assert_str_eq(c->kubernetes.kubeconfig, "");
     ck_assert_str_eq(c->kubernetes.context, "");
     ck_assert_double_eq(c->kubernetes.qps, 20);
-    ck_assert_uint_eq(c->kubernetes.lease_duration_ms, 40000);
+    ck_assert_uint_eq(c->kubernetes.lease_duration_ms, 15000);
     ck_assert_uint_eq(c->policy.relocate_after_ms, 20000);
     ck_assert(c->policy.evict_enabled);
     ck_assert_uint_eq(c->policy.evict_after_ms, 60000); /* enabled, after omitted */
@@ -393,20 +453,22 @@ START_TEST(test_kubernetes_values) {
                   "  qps: 10000\n"
                   "  burst: 10000\n"
                   "  requestTimeout: 5m\n"
-                  "  lease: {duration: 1h, renewInterval: 59m59.999s}\n"
+                  "  lease: {duration: 1h, renewInterval: 59m59.998s}\n"
                   "  namespace: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n"
-                  "  pods: {selector: \" app = sqledge , tier!=test, canary, !legacy \"}\n");
+                  "  pods: {selector: \" app = sqledge , tier!=test, canary, !legacy \"}\n"
+                  "fencing: {peerTimeout: 1ms}\n");
     ck_assert_double_eq(c->kubernetes.qps, 10000);
     ck_assert_uint_eq(c->kubernetes.burst, 10000);
     ck_assert_uint_eq(c->kubernetes.request_timeout_ms, 300000);
     ck_assert_uint_eq(c->kubernetes.lease_duration_ms, 3600000);
-    ck_assert_uint_eq(c->kubernetes.lease_renew_ms, 3599999);
+    ck_assert_uint_eq(c->kubernetes.lease_renew_ms, 3599998);
     ck_assert_uint_eq(strlen(c->kubernetes.namespace), 63);
     ck_assert_str_eq(c->kubernetes.pod_selector, " app = sqledge , tier!=test, canary, !legacy ");
     config_free(c);
 
     c = must_load(HEAD "kubernetes: {qps: 0.25, burst: 1, requestTimeout: 1, "
-                       "lease: {duration: 1s, renewInterval: 999ms}, allowInsecure: true}\n"
+                       "lease: {duration: 1s, renewInterval: 998ms}, allowInsecure: true}\n"
+                       "fencing: {peerTimeout: 1}\n"
                        "policy: {relocateAfter: 0, restartAllowance: 0, quarantine: 0, "
                        "eventDedupWindow: 0, budgetRetry: 1, evict: {after: 0}, "
                        "cordon: {enabled: true, after: 24h}}\n");
@@ -414,7 +476,7 @@ START_TEST(test_kubernetes_values) {
     ck_assert_uint_eq(c->kubernetes.burst, 1);
     ck_assert_uint_eq(c->kubernetes.request_timeout_ms, 1);
     ck_assert_uint_eq(c->kubernetes.lease_duration_ms, 1000);
-    ck_assert_uint_eq(c->kubernetes.lease_renew_ms, 999);
+    ck_assert_uint_eq(c->kubernetes.lease_renew_ms, 998);
     ck_assert(c->kubernetes.allow_insecure);
     ck_assert_uint_eq(c->policy.relocate_after_ms, 0);
     ck_assert_uint_eq(c->policy.quarantine_ms, 0);
@@ -428,12 +490,12 @@ START_TEST(test_kubernetes_values) {
     /* null and empty sections keep the defaults; a shorter lease takes the
      * default renewal when that still fits. */
     c = must_load(HEAD "policy: {}\nkubernetes:\n  enabled: ~\n  namespace: \"\"\n"
-                       "  lease: {duration: 11s}\n  pods: {selector: \"\"}\n");
+                       "  lease: {duration: 7s}\n  pods: {selector: \"\"}\n");
     ck_assert(!c->kubernetes.enabled);
     ck_assert_str_eq(c->kubernetes.namespace, "");
     ck_assert_str_eq(c->kubernetes.pod_selector, "");
-    ck_assert_uint_eq(c->kubernetes.lease_duration_ms, 11000);
-    ck_assert_uint_eq(c->kubernetes.lease_renew_ms, 10000);
+    ck_assert_uint_eq(c->kubernetes.lease_duration_ms, 7000);
+    ck_assert_uint_eq(c->kubernetes.lease_renew_ms, 5000);
     ck_assert_uint_eq(c->policy.quarantine_ms, 300000);
     config_free(c);
 }
@@ -474,7 +536,7 @@ START_TEST(test_kubernetes_invalid) {
     /* The Lease. */
     ck_assert_fails(HEAD "kubernetes: {lease: {renewInterval: 40s}}\n",
                     "kubernetes.lease.renewInterval: must be shorter than "
-                    "kubernetes.lease.duration (40s)\n");
+                    "kubernetes.lease.duration (15s)\n");
     ck_assert_fails(HEAD "kubernetes: {lease: {duration: 5s}}\n",
                     "kubernetes.lease.renewInterval: must be shorter than "
                     "kubernetes.lease.duration (5s)\n");
@@ -542,6 +604,189 @@ START_TEST(test_kubernetes_invalid) {
     ck_assert_fails(HEAD "policy: 5\nkubernetes: [a]\n",
                     "policy: must be a mapping, not an integer\n"
                     "kubernetes: must be a mapping, not a list\n");
+}
+END_TEST
+
+START_TEST(test_node_loss_values) {
+    struct config *c;
+
+    /* The low ends, inclusive. */
+    c = must_load(HEAD "policy: {maxConcurrentFailovers: 1, failoverTimeout: 10s}\n"
+                       "kubernetes: {lease: {duration: 2s, renewInterval: 1s}}\n"
+                       "remediation:\n"
+                       "  enabled: false\n"
+                       "  election: {leaseDuration: 2s, renewDeadline: 1s, retryPeriod: 999ms}\n"
+                       "  nodeLeaseStaleAfter: 1s\n"
+                       "  fenceMargin: 0\n"
+                       "  assumeDeadAfter: 2s\n"
+                       "fencing:\n"
+                       "  watchdog: {device: \"\", timeout: 1s}\n"
+                       "  peerTimeout: 999ms\n");
+    ck_assert_uint_eq(c->policy.max_concurrent_failovers, 1);
+    ck_assert_uint_eq(c->policy.failover_timeout_ms, 10000);
+    ck_assert(!c->remediation.enabled);
+    ck_assert_uint_eq(c->remediation.election_lease_duration_ms, 2000);
+    ck_assert_uint_eq(c->remediation.election_renew_deadline_ms, 1000);
+    ck_assert_uint_eq(c->remediation.election_retry_period_ms, 999);
+    ck_assert_uint_eq(c->remediation.node_lease_stale_after_ms, 1000);
+    ck_assert_uint_eq(c->remediation.fence_margin_ms, 0);
+    ck_assert_uint_eq(c->remediation.assume_dead_after_ms, 2000); /* = lease.duration */
+    ck_assert_str_eq(c->fencing.watchdog_device, "");
+    ck_assert_uint_eq(c->fencing.watchdog_timeout_ms, 1000);
+    ck_assert_uint_eq(c->fencing.peer_timeout_ms, 999); /* 1s + 999ms < 2s */
+    config_free(c);
+
+    /* The high ends, inclusive. */
+    c = must_load(HEAD "policy: {maxConcurrentFailovers: 100, failoverTimeout: 24h}\n"
+                       "remediation:\n"
+                       "  election: {leaseDuration: 1h, renewDeadline: 59m59.999s, "
+                       "retryPeriod: 59m59.998s}\n"
+                       "  nodeLeaseStaleAfter: 1h\n"
+                       "  fenceMargin: 5m\n"
+                       "  assumeDeadAfter: 24h\n"
+                       "fencing:\n"
+                       "  watchdog: {device: /dev/watchdog1, timeout: 10m}\n"
+                       "  peerTimeout: 9999ms\n");
+    ck_assert_uint_eq(c->policy.max_concurrent_failovers, 100);
+    ck_assert_uint_eq(c->policy.failover_timeout_ms, 86400000);
+    ck_assert(c->remediation.enabled);
+    ck_assert_uint_eq(c->remediation.election_lease_duration_ms, 3600000);
+    ck_assert_uint_eq(c->remediation.election_renew_deadline_ms, 3599999);
+    ck_assert_uint_eq(c->remediation.election_retry_period_ms, 3599998);
+    ck_assert_uint_eq(c->remediation.node_lease_stale_after_ms, 3600000);
+    ck_assert_uint_eq(c->remediation.fence_margin_ms, 300000);
+    ck_assert_uint_eq(c->remediation.assume_dead_after_ms, 86400000);
+    ck_assert_str_eq(c->fencing.watchdog_device, "/dev/watchdog1");
+    ck_assert_uint_eq(c->fencing.watchdog_timeout_ms, 600000);
+    ck_assert_uint_eq(c->fencing.peer_timeout_ms, 9999); /* 5s + 9.999s < 15s */
+    config_free(c);
+
+    /* A shorter election lease keeps the default renewDeadline and
+     * retryPeriod when they still fit; null and empty keep the defaults. */
+    c = must_load(HEAD "remediation: {election: {leaseDuration: 11s}, assumeDeadAfter: ~}\n"
+                       "fencing: {watchdog: {}, peerTimeout: null}\n");
+    ck_assert_uint_eq(c->remediation.election_lease_duration_ms, 11000);
+    ck_assert_uint_eq(c->remediation.election_renew_deadline_ms, 10000);
+    ck_assert_uint_eq(c->remediation.election_retry_period_ms, 2000);
+    ck_assert_uint_eq(c->remediation.assume_dead_after_ms, 0);
+    ck_assert_uint_eq(c->fencing.peer_timeout_ms, 1000);
+    ck_assert_uint_eq(c->fencing.watchdog_timeout_ms, 10000);
+    config_free(c);
+}
+END_TEST
+
+START_TEST(test_node_loss_invalid) {
+    /* The failover budget. */
+    ck_assert_fails(HEAD "policy: {maxConcurrentFailovers: 0, failoverTimeout: 9s}\n",
+                    "policy.maxConcurrentFailovers: must be >= 1\n"
+                    "policy.failoverTimeout: must be at least 10s\n");
+    ck_assert_fails(HEAD "policy: {maxConcurrentFailovers: 101, failoverTimeout: 25h}\n",
+                    "policy.maxConcurrentFailovers: must be <= 100\n"
+                    "policy.failoverTimeout: must be at most 24h\n");
+    ck_assert_fails(HEAD "policy: {maxConcurrentFailovers: \"2\", failoverTimeout: 10500}\n",
+                    "policy.maxConcurrentFailovers: must be an integer, not a string\n"
+                    "policy.failoverTimeout: must be a whole number of seconds\n");
+    /* The election. */
+    ck_assert_fails(HEAD "remediation: {election: {leaseDuration: 1s, renewDeadline: 0, "
+                         "retryPeriod: 0}}\n",
+                    "remediation.election.leaseDuration: must be at least 2s\n"
+                    "remediation.election.renewDeadline: must be > 0\n"
+                    "remediation.election.retryPeriod: must be > 0\n");
+    ck_assert_fails(HEAD "remediation: {election: {leaseDuration: 3601s}}\n",
+                    "remediation.election.leaseDuration: must be at most 1h\n");
+    ck_assert_fails(HEAD "remediation: {election: {leaseDuration: 2500ms}}\n",
+                    "remediation.election.leaseDuration: must be a whole number of seconds\n");
+    ck_assert_fails(HEAD "remediation: {election: {leaseDuration: 10s}}\n",
+                    "remediation.election.renewDeadline: must be shorter than "
+                    "remediation.election.leaseDuration (10s)\n");
+    ck_assert_fails(HEAD "remediation: {election: {renewDeadline: 20s}}\n",
+                    "remediation.election.renewDeadline: must be shorter than "
+                    "remediation.election.leaseDuration (15s)\n");
+    ck_assert_fails(HEAD "remediation: {election: {retryPeriod: 10s}}\n",
+                    "remediation.election.retryPeriod: must be shorter than "
+                    "remediation.election.renewDeadline (10s)\n");
+    ck_assert_fails(HEAD "remediation: {election: {renewDeadline: 1500ms}}\n",
+                    "remediation.election.retryPeriod: must be shorter than "
+                    "remediation.election.renewDeadline (1.5s)\n");
+    /* A bad value is reported once, not again as half of a bad pair. */
+    ck_assert_fails(HEAD "remediation: {election: {leaseDuration: 0, renewDeadline: 1h, "
+                         "retryPeriod: 30m}}\n",
+                    "remediation.election.leaseDuration: must be at least 2s\n");
+    ck_assert_fails(HEAD "remediation: {election: {renewDeadline: 1x, retryPeriod: 1h}}\n",
+                    "remediation.election.renewDeadline: unknown unit \"x\" in duration "
+                    "(use ms, s, m or h)\n");
+    /* The judgement of a lost node. */
+    ck_assert_fails(HEAD "remediation: {enabled: 1, nodeLeaseStaleAfter: 999ms, "
+                         "fenceMargin: -1s, assumeDeadAfter: 25h}\n",
+                    "remediation.enabled: must be true or false, not an integer\n"
+                    "remediation.nodeLeaseStaleAfter: must be at least 1s\n"
+                    "remediation.fenceMargin: must not be negative\n"
+                    "remediation.assumeDeadAfter: must be at most 24h\n");
+    ck_assert_fails(HEAD "remediation: {nodeLeaseStaleAfter: 3600001, fenceMargin: 300001}\n",
+                    "remediation.nodeLeaseStaleAfter: must be at most 1h\n"
+                    "remediation.fenceMargin: must be at most 5m\n");
+    ck_assert_fails(HEAD "kubernetes: {lease: {duration: 30s}}\n"
+                         "remediation: {assumeDeadAfter: 29999}\n",
+                    "remediation.assumeDeadAfter: must be 0 (never) or at least "
+                    "kubernetes.lease.duration (30s)\n");
+    /* A bad Lease is reported in its own place, and not again here. */
+    ck_assert_fails(HEAD "kubernetes: {lease: {duration: 1.5s}}\n"
+                         "remediation: {assumeDeadAfter: 1s}\n"
+                         "fencing: {peerTimeout: 1h}\n",
+                    "kubernetes.lease.duration: must be a whole number of seconds\n");
+    ck_assert_fails(HEAD "kubernetes: {lease: {renewInterval: 20s}}\n"
+                         "fencing: {peerTimeout: 1h}\n",
+                    "kubernetes.lease.renewInterval: must be shorter than "
+                    "kubernetes.lease.duration (15s)\n");
+    /* The watchdog. */
+    ck_assert_fails(HEAD "fencing: {watchdog: {device: watchdog, timeout: 0}}\n",
+                    "fencing.watchdog.device: must be an absolute path (like /dev/watchdog) "
+                    "or \"\"\n"
+                    "fencing.watchdog.timeout: must be at least 1s\n");
+    ck_assert_fails(HEAD "fencing: {watchdog: {device: 5, timeout: 601s}}\n",
+                    "fencing.watchdog.device: must be a string, not an integer\n"
+                    "fencing.watchdog.timeout: must be at most 10m\n");
+    ck_assert_fails(HEAD "fencing: {watchdog: {timeout: 1500ms}, peerTimeout: 0}\n",
+                    "fencing.watchdog.timeout: must be a whole number of seconds\n"
+                    "fencing.peerTimeout: must be > 0\n");
+    /* peerTimeout against the heartbeat Lease: renewInterval + peerTimeout
+     * must stay below the duration, whoever set which. */
+    ck_assert_fails(HEAD "fencing: {peerTimeout: 10s}\n",
+                    "fencing.peerTimeout: must be shorter than kubernetes.lease.duration - "
+                    "kubernetes.lease.renewInterval (15s - 5s = 10s): a node cut off from the "
+                    "API server learns it from its peers up to renewInterval + peerTimeout "
+                    "after its last renewal, and must stop feeding its watchdog before its "
+                    "Lease runs out\n");
+    ck_assert_fails(HEAD "kubernetes: {lease: {duration: 1s, renewInterval: 999ms}}\n",
+                    "fencing.peerTimeout: must be shorter than kubernetes.lease.duration - "
+                    "kubernetes.lease.renewInterval (1s - 999ms = 1ms): a node cut off from "
+                    "the API server learns it from its peers up to renewInterval + "
+                    "peerTimeout after its last renewal, and must stop feeding its watchdog "
+                    "before its Lease runs out\n");
+    ck_assert_fails(HEAD "kubernetes: {lease: {duration: 1m, renewInterval: 50s}}\n"
+                         "fencing: {peerTimeout: 10s}\n",
+                    "fencing.peerTimeout: must be shorter than kubernetes.lease.duration - "
+                    "kubernetes.lease.renewInterval (1m - 50s = 10s): a node cut off from the "
+                    "API server learns it from its peers up to renewInterval + peerTimeout "
+                    "after its last renewal, and must stop feeding its watchdog before its "
+                    "Lease runs out\n");
+    /* Unknown keys and wrong shapes. */
+    ck_assert_fails(HEAD "remediaton: {}\nfenceing: {}\n",
+                    "remediaton: unknown key (did you mean \"remediation\"?)\n"
+                    "fenceing: unknown key (did you mean \"fencing\"?)\n");
+    ck_assert_fails(HEAD "remediation: {electon: {}, election: {lease: 1s}, fenceMargn: 1s}\n"
+                         "fencing: {watchdog: {devce: /dev/watchdog}, peertimeout: 1s}\n",
+                    "remediation.electon: unknown key (did you mean \"election\"?)\n"
+                    "remediation.fenceMargn: unknown key (did you mean \"fenceMargin\"?)\n"
+                    "remediation.election.lease: unknown key\n"
+                    "fencing.peertimeout: unknown key (did you mean \"peerTimeout\"?)\n"
+                    "fencing.watchdog.devce: unknown key (did you mean \"device\"?)\n");
+    ck_assert_fails(HEAD "remediation: 5\nfencing: [a]\n",
+                    "remediation: must be a mapping, not an integer\n"
+                    "fencing: must be a mapping, not a list\n");
+    ck_assert_fails(HEAD "remediation: {election: []}\nfencing: {watchdog: /dev/watchdog}\n",
+                    "remediation.election: must be a mapping, not a list\n"
+                    "fencing.watchdog: must be a mapping, not a string\n");
 }
 END_TEST
 
@@ -1077,6 +1322,8 @@ START_TEST(test_env) {
                                       "text",
                                       "EDGEWARDEN_LISTEN",
                                       "127.0.0.1:9100",
+                                      "EDGEWARDEN_WATCHDOG_DEVICE",
+                                      "/dev/watchdog0",
                                       "EDGEWARDEN_OTHER",
                                       "x",
                                       NULL};
@@ -1090,6 +1337,7 @@ START_TEST(test_env) {
     ck_assert_int_eq(c->log_level, LOG_LEVEL_DEBUG);
     ck_assert_int_eq(c->log_format, LOG_FORMAT_TEXT);
     ck_assert_str_eq(c->listen, "127.0.0.1:9100");
+    ck_assert_str_eq(c->fencing.watchdog_device, "/dev/watchdog0");
 
     /* Flags come last. */
     ck_assert_int_eq(config_set_option(c, "log.level", "error", "--log-level", &errs), 0);
@@ -1107,17 +1355,26 @@ START_TEST(test_env) {
 END_TEST
 
 START_TEST(test_env_empty_and_unset) {
-    static const char *const env[] = {
-        "NODE_NAME", "", "EDGEWARDEN_LOG_LEVEL", "", "EDGEWARDEN_LISTEN", "", NULL};
+    static const char *const env[] = {"NODE_NAME",
+                                      "",
+                                      "EDGEWARDEN_LOG_LEVEL",
+                                      "",
+                                      "EDGEWARDEN_LISTEN",
+                                      "",
+                                      "EDGEWARDEN_WATCHDOG_DEVICE",
+                                      "",
+                                      NULL};
     struct config_errors errs = {0};
-    struct config *c = must_load(HEAD "nodeName: from-file\nlog: {format: json}\n");
+    struct config *c = must_load(HEAD "nodeName: from-file\nlog: {format: json}\n"
+                                      "fencing: {watchdog: {device: /dev/watchdog}}\n");
 
     env_table = env;
     ck_assert_int_eq(config_apply_env(c, fake_getenv, &errs), 0);
     ck_assert_str_eq(c->node_name, "from-file"); /* empty is unset */
     ck_assert_int_eq(c->log_level, LOG_LEVEL_INFO);
-    ck_assert_int_eq(c->log_format, LOG_FORMAT_JSON); /* unset */
-    ck_assert_str_eq(c->listen, "");                  /* empty disables the server */
+    ck_assert_int_eq(c->log_format, LOG_FORMAT_JSON);              /* unset */
+    ck_assert_str_eq(c->listen, "");                               /* empty disables the server */
+    ck_assert_str_eq(c->fencing.watchdog_device, "/dev/watchdog"); /* empty is unset */
     config_free(c);
     env_table = NULL;
 }
@@ -1132,6 +1389,8 @@ START_TEST(test_env_invalid) {
                                       "text",
                                       "EDGEWARDEN_LISTEN",
                                       "9808",
+                                      "EDGEWARDEN_WATCHDOG_DEVICE",
+                                      "dev/watchdog",
                                       NULL};
     struct config_errors errs = {0};
     struct config *c = config_new_default();
@@ -1142,13 +1401,16 @@ START_TEST(test_env_invalid) {
     printed = print_errors(&errs);
     ck_assert_str_eq(printed, "NODE_NAME: not a node name (a lowercase RFC 1123 subdomain)\n"
                               "EDGEWARDEN_LOG_LEVEL: must be one of debug, info, warn, error\n"
-                              "EDGEWARDEN_LISTEN: not a HOST:PORT\n");
+                              "EDGEWARDEN_LISTEN: not a HOST:PORT\n"
+                              "EDGEWARDEN_WATCHDOG_DEVICE: must be an absolute path (like "
+                              "/dev/watchdog) or \"\"\n");
     free(printed);
     /* The valid one applied; the invalid ones changed nothing. */
     ck_assert_int_eq(c->log_format, LOG_FORMAT_TEXT);
     ck_assert_int_eq(c->log_level, LOG_LEVEL_INFO);
     ck_assert_str_eq(c->node_name, "");
     ck_assert_str_eq(c->listen, "0.0.0.0:9808");
+    ck_assert_str_eq(c->fencing.watchdog_device, "");
     config_errors_free(&errs);
 
     ck_assert_int_eq(config_set_option(c, "log.format", "xml", "--log-format", &errs), -EINVAL);
@@ -1209,6 +1471,27 @@ START_TEST(test_set_option_kubernetes) {
     ck_assert_int_eq(
         config_set_option(c, "kubernetes.kubeconfig", long_value, "--kubeconfig", NULL), 0);
     ck_assert_uint_eq(strlen(c->kubernetes.kubeconfig), CONFIG_MAX_STRING_BYTES);
+
+    config_errors_free(&errs);
+    /* The watchdog device: an absolute path, or "" for none. */
+    ck_assert_int_eq(config_set_option(c, "fencing.watchdog.device", "/dev/watchdog", "W", NULL),
+                     0);
+    ck_assert_str_eq(c->fencing.watchdog_device, "/dev/watchdog");
+    ck_assert_int_eq(config_set_option(c, "fencing.watchdog.device", "", "W", NULL), 0);
+    ck_assert_str_eq(c->fencing.watchdog_device, "");
+    long_value[0] = '/';
+    ck_assert_int_eq(config_set_option(c, "fencing.watchdog.device", long_value, "W", NULL), 0);
+    long_value[CONFIG_MAX_STRING_BYTES] = 'a';
+    ck_assert_int_eq(config_set_option(c, "fencing.watchdog.device", long_value, "W", &errs),
+                     -EINVAL);
+    ck_assert_int_eq(config_set_option(c, "fencing.watchdog.device", "./wd", "W", &errs), -EINVAL);
+    ck_assert_int_eq(config_set_option(c, "fencing.peerTimeout", "2s", "P", &errs), -EINVAL);
+    ck_assert_uint_eq(strlen(c->fencing.watchdog_device), CONFIG_MAX_STRING_BYTES);
+    printed = print_errors(&errs);
+    ck_assert_str_eq(printed, "W: longer than 4096 bytes\n"
+                              "W: must be an absolute path (like /dev/watchdog) or \"\"\n"
+                              "P: unknown option \"fencing.peerTimeout\"\n");
+    free(printed);
     free(long_value);
     config_errors_free(&errs);
     config_free(c);
@@ -1245,6 +1528,8 @@ START_TEST(test_dup) {
     ck_assert_ptr_ne(d->kubernetes.context, l.c->kubernetes.context);
     ck_assert_ptr_ne(d->kubernetes.namespace, l.c->kubernetes.namespace);
     ck_assert_ptr_ne(d->kubernetes.pod_selector, l.c->kubernetes.pod_selector);
+    ck_assert_ptr_ne(d->fencing.watchdog_device, l.c->fencing.watchdog_device);
+    ck_assert_str_eq(d->fencing.watchdog_device, "/dev/watchdog");
     assert_config_eq(d, l.c);
     config_free(d);
     /* Pod mode, and a copy that outlives its original. */
@@ -1391,6 +1676,8 @@ static Suite *config_suite(void) {
     tcase_add_test(tc, test_pod_mode);
     tcase_add_test(tc, test_kubernetes_values);
     tcase_add_test(tc, test_kubernetes_invalid);
+    tcase_add_test(tc, test_node_loss_values);
+    tcase_add_test(tc, test_node_loss_invalid);
     tcase_add_test(tc, test_json_equals_yaml);
     tcase_add_test(tc, test_json_errors_match_yaml);
     tcase_add_test(tc, test_defaults_merged);
