@@ -640,8 +640,16 @@ static int parse_lease(const json_t *obj, struct kube_json_lease *l, struct kube
     }
     if ((a = annotation(obj, KUBE_JSON_ANN_FAILOVER_NODE)) && dns_subdomain(a))
         snprintf(l->failover_node, sizeof(l->failover_node), "%s", a);
-    if ((a = annotation(obj, KUBE_JSON_ANN_FAILOVER_PODS)) && strlen(a) < sizeof(l->failover_pods))
-        snprintf(l->failover_pods, sizeof(l->failover_pods), "%s", a);
+    if ((a = annotation(obj, KUBE_JSON_ANN_FAILOVER_PODS))) {
+        /* Cut when longer: the entries cut off are never matched, and the
+         * slot is then freed by its timeout. */
+        size_t len = strlen(a);
+        if (len >= sizeof(l->failover_pods))
+            len = sizeof(l->failover_pods) - 1;
+        memcpy(l->failover_pods, a, len);
+        l->failover_pods[len] = '\0';
+        text_utf8_trim_tail(l->failover_pods, len);
+    }
     return 0;
 }
 
@@ -653,6 +661,8 @@ int kube_json_lease_from_json(const json_t *lease, struct kube_json_lease *out,
     if (!out)
         return -EINVAL;
     memset(out, 0, sizeof(*out));
+    if (!lease)
+        return -EINVAL;
     r = parse_lease(lease, out, err ? err : &ignored);
     if (r < 0)
         memset(out, 0, sizeof(*out));
@@ -1332,7 +1342,7 @@ int kube_json_lease_write_body(const struct kube_json_lease_write *w, char **out
     json_t *root, *md, *spec, *ann = NULL;
 
     if (!w || !out || !dns_label(w->namespace) || !dns_subdomain(w->name) ||
-        (w->holder && !short_text(w->holder, 253)) || w->duration_s <= 0 ||
+        (w->holder && w->holder[0] && !short_text(w->holder, 253)) || w->duration_s <= 0 ||
         format_micro(w->acquire_time_us, acquire) || format_micro(w->renew_time_us, renew) ||
         (w->resource_version && !short_text(w->resource_version, KUBE_JSON_RV_SIZE - 1)) ||
         (w->label && (!w->label[0] || !label_word(w->label, strlen(w->label)))) ||
@@ -1416,13 +1426,16 @@ int kube_json_taint_set(const struct kube_json_taint *current, size_t n, const c
     snprintf(want.key, sizeof(want.key), "%s", key);
     snprintf(want.value, sizeof(want.value), "%s", value);
     snprintf(want.effect, sizeof(want.effect), "%s", effect);
+    bool kept = false;
     for (size_t i = 0; present && i < n; i++)
         if (!strcmp(current[i].key, key) && !strcmp(current[i].value, value) &&
             !strcmp(current[i].effect, effect)) {
             want = current[i];
+            kept = true;
             break;
         }
-    if (present && !want.time_added[0] && format_time(now_unix, -1, want.time_added) < 0)
+    /* A new taint gets its timeAdded; one kept stays exactly as it is. */
+    if (present && !kept && format_time(now_unix, -1, want.time_added) < 0)
         return -EINVAL;
     for (size_t i = 0; i < n; i++) {
         if (strcmp(current[i].key, key)) {
