@@ -186,6 +186,7 @@ struct rpod {
     bool deleting;
     bool force_sent;
     uint64_t force_retry_ms;
+    uint64_t force_backoff_ms;
 };
 
 /* A failover slot Lease (key: its name). */
@@ -1026,9 +1027,8 @@ static void on_pod_deleted(struct call *call, int result, struct httpc_response 
     }
     kube_log_http_failure("force-delete a pod on an out-of-service node", result, resp);
     if (p) {
-        uint64_t backoff = RETRY_MIN_MS;
         p->force_sent = false;
-        p->force_retry_ms = now_ms(c) + next_retry(&backoff);
+        p->force_retry_ms = now_ms(c) + next_retry(&p->force_backoff_ms);
     }
 }
 
@@ -1882,6 +1882,19 @@ static void metrics_setup(struct cluster *c, struct metrics *reg) {
                                 "Peer roll calls after missed heartbeat renewals, by verdict "
                                 "(cut_off, outage, isolated).",
                                 1, verdict);
+    /* Every labelled series exists from the start, so that increase() sees
+     * the first step of a counter (alerts, the dashboard). */
+    static const char *const actions[] = {"out_of_service_applied", "out_of_service_removed",
+                                          "pod_force_deleted", "noexecute_unfenced",
+                                          "budget_released"};
+    static const char *const results[] = {"granted", "refused"};
+    static const char *const verdicts[] = {"cut_off", "outage", "isolated"};
+    for (size_t i = 0; m->actions && i < sizeof(actions) / sizeof(actions[0]); i++)
+        metric_add(m->actions, &actions[i], 0);
+    for (size_t i = 0; m->budget_requests && i < 2; i++)
+        metric_add(m->budget_requests, &results[i], 0);
+    for (size_t i = 0; m->rounds && i < 3; i++)
+        metric_add(m->rounds, &verdicts[i], 0);
     if (m->leader)
         metric_set(m->leader, NULL, 0);
     if (m->wd_armed)
@@ -1961,6 +1974,12 @@ int cluster_new(uv_loop_t *loop, struct kube *k, const struct cluster_options *o
         .data = c,
     };
     kube_set_hooks(k, &h);
+    if (c->device && !c->advertise)
+        log_warn("fencing: a watchdog is configured but this agent advertises no address for "
+                 "the roll call (no POD_IP, and the listen address is a wildcard or empty): "
+                 "peers cannot ask it, so during a control-plane outage every fencing node "
+                 "counts it as not answering and fences itself. Set POD_IP or a concrete "
+                 "server.listen");
     log_info("cluster: remediation %s, watchdog %s, peers reach this agent at %s, "
              "maxConcurrentFailovers %u",
              o->remediation_enabled ? "on (candidate for the election)" : "off",
