@@ -5,13 +5,18 @@
  * event's object and a list's items are parsed as Pods and Nodes, a Node's
  * taints go through the taint edit with an effect taken from the input and
  * the result is written as a merge patch, twice, to check that the second
- * edit reports no change. Every outcome must be consistent (a failure leaves
- * nothing allocated and says why; a success has the fields its contract
- * promises) and everything is freed. The input is copied into its own
- * allocation so ASan catches a read past its end.
+ * edit reports no change; the out-of-service edit (kube_json_taint_set) runs
+ * on the same taints, on or off by the input, also twice. The bytes are read
+ * as a Lease too: its renew time is computed, and a Lease that parses is
+ * written back with kube_json_lease_write_body() and must read back the same.
+ * Every outcome must be consistent (a failure leaves nothing allocated and
+ * says why; a success has the fields its contract promises) and everything
+ * is freed. The input is copied into its own allocation so ASan catches a
+ * read past its end.
  */
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,6 +69,121 @@ done:
     free(again);
 }
 
+#define OUT_OF_SERVICE "node.kubernetes.io/out-of-service"
+
+/* The remediator's edit: out-of-service on (or off), then the same again,
+ * which must find nothing to do. */
+static void out_of_service_round_trip(const struct kube_json_node *n, bool present) {
+    struct kube_json_taint *out = calloc(n->n_taints + 1, sizeof(*out));
+    struct kube_json_taint *again = calloc(n->n_taints + 1, sizeof(*again));
+    size_t n_out = 0, n_again = 0, ours = 0, ours_before = 0;
+    bool changed, changed_again;
+    char *patch = NULL;
+    int r;
+
+    if (!out || !again)
+        goto done;
+    r = kube_json_taint_set(n->taints, n->n_taints, OUT_OF_SERVICE, "nodeshutdown", "NoExecute",
+                            present, 1714644000, out, n->n_taints + 1, &n_out, &changed);
+    if (r < 0)
+        abort();
+    for (size_t i = 0; i < n->n_taints; i++)
+        ours_before += !strcmp(n->taints[i].key, OUT_OF_SERVICE);
+    for (size_t i = 0; i < n_out; i++)
+        ours += !strcmp(out[i].key, OUT_OF_SERVICE);
+    /* Exactly one of ours, or none; every foreign taint kept. */
+    if (ours != (size_t)present || n_out - ours != n->n_taints - ours_before)
+        abort();
+    if ((n_out != n->n_taints || ours_before != ours) && !changed)
+        abort();
+    r = kube_json_taint_set(out, n_out, OUT_OF_SERVICE, "nodeshutdown", "NoExecute", present,
+                            1714644001, again, n_out + 1, &n_again, &changed_again);
+    if (r < 0 || changed_again || n_again != n_out)
+        abort();
+    r = kube_json_taints_patch(out, n_out, "1", &patch);
+    if (r != 0 && r != -ENOMEM)
+        abort();
+    free(patch);
+done:
+    free(out);
+    free(again);
+}
+
+/* A Lease that parses, written back the way edgewarden writes one, reads
+ * back the same. The builder may refuse what the parser accepts (a name or
+ * namespace the API would not have, a duration of 0): only then is there
+ * nothing to compare. */
+static void lease_round_trip(const struct kube_json_lease *l) {
+    struct kube_json_annotation ann[5];
+    struct kube_json_lease back;
+    char watchdog[24], *body = NULL;
+    size_t n = 0;
+    int64_t renew_us = kube_json_lease_renew_us(l);
+    int r;
+
+    if (l->peer_address[0])
+        ann[n++] = (struct kube_json_annotation){KUBE_JSON_ANN_PEER_ADDRESS, l->peer_address};
+    ann[n++] = (struct kube_json_annotation){KUBE_JSON_ANN_FENCED, l->fenced ? "true" : "false"};
+    if (l->watchdog_timeout_s) {
+        snprintf(watchdog, sizeof(watchdog), "%lld", (long long)l->watchdog_timeout_s);
+        ann[n++] = (struct kube_json_annotation){KUBE_JSON_ANN_WATCHDOG_TIMEOUT, watchdog};
+    }
+    if (l->failover_node[0])
+        ann[n++] = (struct kube_json_annotation){KUBE_JSON_ANN_FAILOVER_NODE, l->failover_node};
+    if (l->failover_pods[0])
+        ann[n++] = (struct kube_json_annotation){KUBE_JSON_ANN_FAILOVER_PODS, l->failover_pods};
+    struct kube_json_lease_write w = {
+        .namespace = l->meta.namespace[0] ? l->meta.namespace : "edgewarden",
+        .name = l->meta.name,
+        .holder = l->holder[0] ? l->holder : NULL,
+        .duration_s = (int)l->duration_s,
+        .acquire_time_us = renew_us,
+        .renew_time_us = renew_us,
+        .transitions = (int)l->transitions,
+        .resource_version = l->meta.resource_version[0] ? l->meta.resource_version : NULL,
+        .label = "heartbeat",
+        .annotations = ann,
+        .n_annotations = n,
+    };
+
+    r = kube_json_lease_write_body(&w, &body);
+    if (r == -EINVAL || r == -ENOMEM)
+        return;
+    if (r != 0 || kube_json_lease_parse(body, strlen(body), &back, NULL) != 0)
+        abort();
+    free(body);
+    if (strcmp(back.meta.name, l->meta.name) || strcmp(back.holder, l->holder) ||
+        back.duration_s != l->duration_s || back.transitions != l->transitions ||
+        strcmp(back.peer_address, l->peer_address) || back.fenced != l->fenced ||
+        back.watchdog_timeout_s != l->watchdog_timeout_s ||
+        strcmp(back.failover_node, l->failover_node) ||
+        strcmp(back.failover_pods, l->failover_pods) || kube_json_lease_renew_us(&back) != renew_us)
+        abort();
+}
+
+static void check_lease(int r, const struct kube_json_lease *l, const struct kube_json_error *err) {
+    check_error(r, err);
+    if (r < 0) {
+        if (l->meta.name[0] || l->holder[0])
+            abort();
+        return;
+    }
+    if (!l->meta.name[0] || l->duration_s < 0 || l->duration_s > INT32_MAX || l->transitions < 0 ||
+        l->transitions > INT32_MAX || l->watchdog_timeout_s < 0 || l->watchdog_timeout_s > 86400 ||
+        kube_json_lease_renew_us(l) < 0)
+        abort();
+    if (l->peer_address[0] && !strrchr(l->peer_address, ':'))
+        abort();
+    lease_round_trip(l);
+}
+
+static void as_lease(const json_t *obj) {
+    struct kube_json_lease l;
+    struct kube_json_error err = {0};
+
+    check_lease(kube_json_lease_from_json(obj, &l, &err), &l, &err);
+}
+
 static void as_pod(const json_t *obj) {
     struct kube_json_pod p;
     struct kube_json_error err = {0};
@@ -87,6 +207,7 @@ static void as_node(const json_t *obj, unsigned pick) {
         if (!n.meta.name[0] || n.n_taints > KUBE_JSON_MAX_ENTRIES)
             abort();
         taints_round_trip(&n, pick);
+        out_of_service_round_trip(&n, pick & 1);
     } else if (n.taints || n.conditions) {
         abort();
     }
@@ -102,6 +223,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     struct kube_json_status st;
     struct kube_json_pod p;
     struct kube_json_node n;
+    struct kube_json_lease lease;
     int r;
 
     if (!text)
@@ -116,6 +238,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             abort();
         as_pod(ev.object);
         as_node(ev.object, pick);
+        as_lease(ev.object);
     } else if (ev.object) {
         abort();
     }
@@ -127,6 +250,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (size_t i = 0; i < list.n_items && i < 16; i++) {
             as_pod(json_array_get(list.items, i));
             as_node(json_array_get(list.items, i), pick + (unsigned)i);
+            as_lease(json_array_get(list.items, i));
         }
     } else if (list.root) {
         abort();
@@ -135,13 +259,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     r = kube_json_node_parse(text, size, &n, &err);
     check_error(r, &err);
-    if (r == 0)
+    if (r == 0) {
         taints_round_trip(&n, pick >> 2);
+        out_of_service_round_trip(&n, true);
+        out_of_service_round_trip(&n, false);
+    }
     kube_json_node_free(&n);
 
     r = kube_json_pod_parse(text, size, &p, &err);
     check_error(r, &err);
     kube_json_pod_free(&p);
+
+    r = kube_json_lease_parse(text, size, &lease, &err);
+    check_lease(r, &lease, &err);
 
     r = kube_json_status_parse(text, size, &st, &err);
     check_error(r, &err);

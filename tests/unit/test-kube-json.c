@@ -238,32 +238,249 @@ END_TEST
 START_TEST(test_lease_body) {
     const int64_t acquire = (T0 - 4000) * 1000000, renew = T0 * 1000000 + 500000;
     char *out = (char *)"untouched";
+    struct kube_json_lease_write w = {
+        .namespace = "edgewarden",
+        .name = "edgewarden-edge-01",
+        .holder = "edge-01",
+        .duration_s = 40,
+        .acquire_time_us = acquire,
+        .renew_time_us = renew,
+        .transitions = -1,
+    };
 
-    ASSERT_BUILT(
-        kube_json_lease_body("edgewarden", "edge-01", "edge-01", 40, acquire, renew, NULL, &out_),
-        "{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\",\"metadata\":{"
-        "\"name\":\"edgewarden-edge-01\",\"namespace\":\"edgewarden\"},\"spec\":{"
-        "\"acquireTime\":\"2024-05-02T08:53:20.000000Z\",\"holderIdentity\":"
-        "\"edge-01\",\"leaseDurationSeconds\":40,\"renewTime\":"
-        "\"2024-05-02T10:00:00.500000Z\"}}");
-    ASSERT_BUILT(kube_json_lease_body("edgewarden", "edge-01", "edge-01", 40, acquire,
-                                      renew + 10000000, "184777", &out_),
+    ASSERT_BUILT(kube_json_lease_write_body(&w, &out_),
+                 "{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\",\"metadata\":{"
+                 "\"name\":\"edgewarden-edge-01\",\"namespace\":\"edgewarden\"},\"spec\":{"
+                 "\"acquireTime\":\"2024-05-02T08:53:20.000000Z\",\"holderIdentity\":"
+                 "\"edge-01\",\"leaseDurationSeconds\":40,\"renewTime\":"
+                 "\"2024-05-02T10:00:00.500000Z\"}}");
+    w.renew_time_us = renew + 10000000;
+    w.resource_version = "184777";
+    ASSERT_BUILT(kube_json_lease_write_body(&w, &out_),
                  "{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\",\"metadata\":{"
                  "\"name\":\"edgewarden-edge-01\",\"namespace\":\"edgewarden\","
                  "\"resourceVersion\":\"184777\"},\"spec\":{\"acquireTime\":"
                  "\"2024-05-02T08:53:20.000000Z\",\"holderIdentity\":\"edge-01\","
                  "\"leaseDurationSeconds\":40,\"renewTime\":\"2024-05-02T10:00:10.500000Z\"}}");
-    ck_assert_int_eq(kube_json_lease_body("Bad", "edge-01", "h", 40, acquire, renew, NULL, &out),
-                     -EINVAL);
-    ck_assert_int_eq(kube_json_lease_body("ns", "edge-01", "h", 0, acquire, renew, NULL, &out),
-                     -EINVAL);
-    ck_assert_int_eq(kube_json_lease_body("ns", "edge-01", "", 40, acquire, renew, NULL, &out),
-                     -EINVAL);
-    ck_assert_int_eq(kube_json_lease_body("ns", "edge-01", "h", 40, -1, renew, NULL, &out),
-                     -EINVAL);
-    ck_assert_int_eq(kube_json_lease_body("ns", "edge-01", "h", 40, acquire, renew, "", &out),
-                     -EINVAL);
+#define BAD_LEASE(field, value)                                                                    \
+    do {                                                                                           \
+        struct kube_json_lease_write b = w;                                                        \
+        b.field = value;                                                                           \
+        ck_assert_int_eq(kube_json_lease_write_body(&b, &out), -EINVAL);                           \
+    } while (0)
+    BAD_LEASE(namespace, "Bad");
+    BAD_LEASE(duration_s, 0);
+    BAD_LEASE(acquire_time_us, -1);
+    BAD_LEASE(resource_version, "");
+    BAD_LEASE(name, "-bad");
+#undef BAD_LEASE
     ck_assert_str_eq(out, "untouched");
+}
+END_TEST
+
+/* The Leases edgewarden writes (docs/node-loss.md): a heartbeat with every
+ * annotation, a failover slot taken and given back. */
+START_TEST(test_lease_write_body) {
+    const struct kube_json_annotation heartbeat_ann[] = {
+        {KUBE_JSON_ANN_PEER_ADDRESS, "10.244.1.17:9090"},
+        {KUBE_JSON_ANN_FENCED, "true"},
+        {KUBE_JSON_ANN_WATCHDOG_TIMEOUT, "10"},
+        {KUBE_JSON_ANN_FENCED_UNTIL, "2024-05-02T10:00:50Z"},
+    };
+    const struct kube_json_annotation slot_ann[] = {
+        {KUBE_JSON_ANN_FAILOVER_NODE, "edge-01"},
+        {KUBE_JSON_ANN_FAILOVER_PODS, "data/sqledge-0/a3c1e0f2-5d6b-4c7a-8e9f-1b2c3d4e5f60"},
+    };
+    struct kube_json_lease_write heartbeat = {
+        .namespace = "edgewarden",
+        .name = "edgewarden-edge-01",
+        .holder = "edge-01",
+        .duration_s = 40,
+        .acquire_time_us = (T0 - 4000) * 1000000,
+        .renew_time_us = T0 * 1000000 + 500000,
+        .transitions = 0,
+        .resource_version = "184777",
+        .label = "heartbeat",
+        .annotations = heartbeat_ann,
+        .n_annotations = 4,
+    };
+    struct kube_json_lease_write slot = {
+        .namespace = "edgewarden",
+        .name = "edgewarden-failover-0",
+        .holder = "edge-02",
+        .duration_s = 300,
+        .acquire_time_us = T0 * 1000000,
+        .renew_time_us = T0 * 1000000,
+        .transitions = 2,
+        .label = "failover",
+        .annotations = slot_ann,
+        .n_annotations = 2,
+    };
+
+    ASSERT_BUILT(
+        kube_json_lease_write_body(&heartbeat, &out_),
+        "{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\",\"metadata\":{"
+        "\"annotations\":{\"edgewarden.io/fenced\":\"true\",\"edgewarden.io/fenced-until\":"
+        "\"2024-05-02T10:00:50Z\",\"edgewarden.io/peer-address\":\"10.244.1.17:9090\","
+        "\"edgewarden.io/watchdog-timeout\":\"10\"},\"labels\":{\"edgewarden.io/lease\":"
+        "\"heartbeat\"},\"name\":\"edgewarden-edge-01\",\"namespace\":\"edgewarden\","
+        "\"resourceVersion\":\"184777\"},\"spec\":{\"acquireTime\":"
+        "\"2024-05-02T08:53:20.000000Z\",\"holderIdentity\":\"edge-01\","
+        "\"leaseDurationSeconds\":40,\"leaseTransitions\":0,\"renewTime\":"
+        "\"2024-05-02T10:00:00.500000Z\"}}");
+    /* A slot taken: POST, no resourceVersion. */
+    ASSERT_BUILT(kube_json_lease_write_body(&slot, &out_),
+                 "{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\",\"metadata\":{"
+                 "\"annotations\":{\"edgewarden.io/failover-node\":\"edge-01\","
+                 "\"edgewarden.io/failover-pods\":"
+                 "\"data/sqledge-0/a3c1e0f2-5d6b-4c7a-8e9f-1b2c3d4e5f60\"},\"labels\":{"
+                 "\"edgewarden.io/lease\":\"failover\"},\"name\":\"edgewarden-failover-0\","
+                 "\"namespace\":\"edgewarden\"},\"spec\":{\"acquireTime\":"
+                 "\"2024-05-02T10:00:00.000000Z\",\"holderIdentity\":\"edge-02\","
+                 "\"leaseDurationSeconds\":300,\"leaseTransitions\":2,\"renewTime\":"
+                 "\"2024-05-02T10:00:00.000000Z\"}}");
+    /* Given back: no holder (NULL), no annotations, PUT with the version. */
+    slot.holder = NULL;
+    slot.annotations = NULL;
+    slot.n_annotations = 0;
+    slot.resource_version = "190001";
+    slot.renew_time_us = (T0 + 300) * 1000000;
+    ASSERT_BUILT(kube_json_lease_write_body(&slot, &out_),
+                 "{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\",\"metadata\":{"
+                 "\"labels\":{\"edgewarden.io/lease\":\"failover\"},\"name\":"
+                 "\"edgewarden-failover-0\",\"namespace\":\"edgewarden\",\"resourceVersion\":"
+                 "\"190001\"},\"spec\":{\"acquireTime\":\"2024-05-02T10:00:00.000000Z\","
+                 "\"leaseDurationSeconds\":300,\"leaseTransitions\":2,\"renewTime\":"
+                 "\"2024-05-02T10:05:00.000000Z\"}}");
+    /* The election Lease: no label, no annotations, transitions not written. */
+    slot.name = "edgewarden-remediator";
+    slot.holder = "edge-01";
+    slot.label = NULL;
+    slot.duration_s = 15;
+    slot.transitions = -1;
+    slot.resource_version = NULL;
+    ASSERT_BUILT(kube_json_lease_write_body(&slot, &out_),
+                 "{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\",\"metadata\":{"
+                 "\"name\":\"edgewarden-remediator\",\"namespace\":\"edgewarden\"},\"spec\":{"
+                 "\"acquireTime\":\"2024-05-02T10:00:00.000000Z\",\"holderIdentity\":\"edge-01\","
+                 "\"leaseDurationSeconds\":15,\"renewTime\":\"2024-05-02T10:05:00.000000Z\"}}");
+    /* Annotation values are JSON-escaped, not refused. */
+    heartbeat.n_annotations = 1;
+    heartbeat.annotations = (const struct kube_json_annotation[]){{"example.com/note", "a \"b\""}};
+    heartbeat.label = NULL;
+    heartbeat.resource_version = NULL;
+    ASSERT_BUILT(kube_json_lease_write_body(&heartbeat, &out_),
+                 "{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\",\"metadata\":{"
+                 "\"annotations\":{\"example.com/note\":\"a \\\"b\\\"\"},\"name\":"
+                 "\"edgewarden-edge-01\",\"namespace\":\"edgewarden\"},\"spec\":{\"acquireTime\":"
+                 "\"2024-05-02T08:53:20.000000Z\",\"holderIdentity\":\"edge-01\","
+                 "\"leaseDurationSeconds\":40,\"leaseTransitions\":0,\"renewTime\":"
+                 "\"2024-05-02T10:00:00.500000Z\"}}");
+}
+END_TEST
+
+START_TEST(test_lease_write_args) {
+    const struct kube_json_annotation good[] = {{KUBE_JSON_ANN_FENCED, "false"}};
+    struct kube_json_lease_write w = {
+        .namespace = "edgewarden",
+        .name = "edgewarden-edge-01",
+        .holder = "edge-01",
+        .duration_s = 40,
+        .acquire_time_us = T0 * 1000000,
+        .renew_time_us = T0 * 1000000,
+        .transitions = -1,
+        .label = "heartbeat",
+        .annotations = good,
+        .n_annotations = 1,
+    };
+    char *out = (char *)"untouched";
+
+    ck_assert_int_eq(kube_json_lease_write_body(&w, &out), 0);
+    free(out);
+    out = (char *)"untouched";
+#define BAD_WRITE(field, value)                                                                    \
+    do {                                                                                           \
+        struct kube_json_lease_write b = w;                                                        \
+        b.field = value;                                                                           \
+        ck_assert_int_eq(kube_json_lease_write_body(&b, &out), -EINVAL);                           \
+    } while (0)
+#define BAD_ANNOTATION(k, v)                                                                       \
+    do {                                                                                           \
+        const struct kube_json_annotation a[] = {{KUBE_JSON_ANN_FENCED, "true"}, {k, v}};          \
+        struct kube_json_lease_write b = w;                                                        \
+        b.annotations = a;                                                                         \
+        b.n_annotations = 2;                                                                       \
+        ck_assert_int_eq(kube_json_lease_write_body(&b, &out), -EINVAL);                           \
+    } while (0)
+    BAD_WRITE(namespace, NULL);
+    BAD_WRITE(namespace, "edge.warden");
+    BAD_WRITE(name, NULL);
+    BAD_WRITE(name, "Edgewarden-edge-01");
+    BAD_WRITE(duration_s, -40);
+    BAD_WRITE(renew_time_us, -1);
+    BAD_WRITE(label, "");
+    BAD_WRITE(label, "heart beat");
+    BAD_WRITE(label, "-heartbeat");
+    BAD_WRITE(annotations, NULL); /* with n_annotations 1 */
+    BAD_ANNOTATION("Bad Key", "v");
+    BAD_ANNOTATION("", "v");
+    BAD_ANNOTATION(NULL, "v");
+    BAD_ANNOTATION("edgewarden.io/", "v");
+    BAD_ANNOTATION("Edgewarden.IO/fenced", "v");
+    BAD_ANNOTATION("a/b/c", "v");
+    BAD_ANNOTATION(KUBE_JSON_ANN_FENCED_UNTIL, NULL);
+    BAD_ANNOTATION(KUBE_JSON_ANN_FENCED_UNTIL, "bad \xc0\x80 utf8");
+#undef BAD_ANNOTATION
+#undef BAD_WRITE
+    ck_assert_int_eq(kube_json_lease_write_body(NULL, &out), -EINVAL);
+    ck_assert_int_eq(kube_json_lease_write_body(&w, NULL), -EINVAL);
+    ck_assert_str_eq(out, "untouched");
+}
+END_TEST
+
+/* CONTRACT (kube_json.h: holder "" or NULL: no holder, a free failover
+ * slot). Reported: kube_json_lease_write_body() refuses holder "" with
+ * -EINVAL; NULL works. */
+START_TEST(test_lease_write_empty_holder) {
+    struct kube_json_lease_write w = {
+        .namespace = "edgewarden",
+        .name = "edgewarden-failover-0",
+        .holder = "",
+        .duration_s = 300,
+        .acquire_time_us = T0 * 1000000,
+        .renew_time_us = T0 * 1000000,
+        .transitions = -1,
+    };
+    const char *golden =
+        "{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\","
+        "\"metadata\":{\"name\":\"edgewarden-failover-0\",\"namespace\":"
+        "\"edgewarden\"},\"spec\":{\"acquireTime\":\"2024-05-02T10:00:00.000000Z\","
+        "\"leaseDurationSeconds\":300,\"renewTime\":"
+        "\"2024-05-02T10:00:00.000000Z\"}}";
+
+    w.holder = NULL;
+    ASSERT_BUILT(kube_json_lease_write_body(&w, &out_), golden);
+    w.holder = "";
+    ASSERT_BUILT(kube_json_lease_write_body(&w, &out_), golden);
+}
+END_TEST
+
+START_TEST(test_pod_force_delete_body) {
+    char *out = (char *)"untouched";
+    char *long_uid = repeat('u', KUBE_JSON_UID_SIZE, "");
+
+    ASSERT_BUILT(kube_json_pod_force_delete_body("0b8f5a52-91c4-4bd4-8f0e-6a2d1c3e7f90", &out_),
+                 "{\"apiVersion\":\"v1\",\"gracePeriodSeconds\":0,\"kind\":\"DeleteOptions\","
+                 "\"preconditions\":{\"uid\":\"0b8f5a52-91c4-4bd4-8f0e-6a2d1c3e7f90\"}}");
+    ck_assert_int_eq(kube_json_pod_force_delete_body(NULL, &out), -EINVAL);
+    ck_assert_int_eq(kube_json_pod_force_delete_body("", &out), -EINVAL);
+    ck_assert_int_eq(kube_json_pod_force_delete_body(long_uid, &out), -EINVAL);
+    ck_assert_int_eq(kube_json_pod_force_delete_body("uid", NULL), -EINVAL);
+    ck_assert_str_eq(out, "untouched");
+    long_uid[KUBE_JSON_UID_SIZE - 1] = '\0'; /* 63 bytes fit */
+    ck_assert_int_eq(kube_json_pod_force_delete_body(long_uid, &out), 0);
+    free(out);
+    free(long_uid);
 }
 END_TEST
 
@@ -424,6 +641,212 @@ START_TEST(test_taint_edit_args) {
     memset(in[0].value, 'v', sizeof(in[0].value)); /* unterminated */
     ck_assert_int_eq(kube_json_taints_patch(in, 1, "7", &patch), -EINVAL);
     ck_assert_str_eq(patch, "untouched");
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* Taint set (out-of-service)                                               */
+
+#define OOS "node.kubernetes.io/out-of-service"
+#define OOS_NEW                                                                                    \
+    "{\"effect\":\"NoExecute\",\"key\":\"node.kubernetes.io/out-of-service\",\"timeAdded\":"       \
+    "\"2024-05-02T10:00:00Z\",\"value\":\"nodeshutdown\"}"
+#define OOS_OLD                                                                                    \
+    "{\"effect\":\"NoExecute\",\"key\":\"node.kubernetes.io/out-of-service\",\"timeAdded\":"       \
+    "\"2024-05-02T09:00:00Z\",\"value\":\"nodeshutdown\"}"
+#define TAINTS_PATCH(list)                                                                         \
+    "{\"metadata\":{\"resourceVersion\":\"7\"},\"spec\":{\"taints\":[" list "]}}"
+
+struct taint_set_case {
+    const char *name;
+    struct kube_json_taint in[4];
+    size_t n_in;
+    bool present;
+    bool changed;
+    const char *patch; /* the merge patch of the result, resourceVersion "7" */
+};
+
+/* The edit is always to OOS=nodeshutdown:NoExecute at T0 (present) or to no
+ * OOS taint at all. */
+static const struct taint_set_case taint_set_cases[] = {
+    {"no taints: added, timeAdded now", {{"", "", "", ""}}, 0, true, true, TAINTS_PATCH(OOS_NEW)},
+    {"foreign kept exactly and in order, ours appended",
+     {{"dedicated", "sql", "NoSchedule", ""},
+      {"node.kubernetes.io/unreachable", "", "NoExecute", "2024-05-02T09:59:30Z"},
+      {POLICY_TAINT_KEY, "", "NoExecute", "2024-05-02T09:30:00Z"}},
+     3,
+     true,
+     true,
+     TAINTS_PATCH(
+         "{\"effect\":\"NoSchedule\",\"key\":\"dedicated\",\"value\":\"sql\"},{\"effect\":"
+         "\"NoExecute\",\"key\":\"node.kubernetes.io/unreachable\",\"timeAdded\":"
+         "\"2024-05-02T09:59:30Z\"},{\"effect\":\"NoExecute\",\"key\":"
+         "\"edgewarden.io/sqledge-unhealthy\",\"timeAdded\":\"2024-05-02T09:30:00Z\"}," OOS_NEW)},
+    {"identical: kept with its timeAdded, no change",
+     {{"a", "", "NoSchedule", ""},
+      {OOS, "nodeshutdown", "NoExecute", "2024-05-02T09:00:00Z"},
+      {"b", "1", "PreferNoSchedule", ""}},
+     3,
+     true,
+     false,
+     TAINTS_PATCH("{\"effect\":\"NoSchedule\",\"key\":\"a\"}," OOS_OLD
+                  ",{\"effect\":\"PreferNoSchedule\",\"key\":\"b\",\"value\":\"1\"}")},
+    {"another value: replaced in place, timeAdded now",
+     {{"a", "", "NoSchedule", ""},
+      {OOS, "x", "NoExecute", "2024-05-02T09:00:00Z"},
+      {"b", "", "NoSchedule", ""}},
+     3,
+     true,
+     true,
+     TAINTS_PATCH("{\"effect\":\"NoSchedule\",\"key\":\"a\"}," OOS_NEW
+                  ",{\"effect\":\"NoSchedule\",\"key\":\"b\"}")},
+    {"another effect: replaced in place",
+     {{OOS, "nodeshutdown", "NoSchedule", ""}, {"a", "", "NoSchedule", ""}},
+     2,
+     true,
+     true,
+     TAINTS_PATCH(OOS_NEW ",{\"effect\":\"NoSchedule\",\"key\":\"a\"}")},
+    {"duplicates: one, the identical one's timeAdded, first place",
+     {{OOS, "x", "NoExecute", "2024-05-02T08:00:00Z"},
+      {"a", "", "NoSchedule", ""},
+      {OOS, "nodeshutdown", "NoExecute", "2024-05-02T09:00:00Z"}},
+     3,
+     true,
+     true,
+     TAINTS_PATCH(OOS_OLD ",{\"effect\":\"NoSchedule\",\"key\":\"a\"}")},
+    {"a longer key is foreign",
+     {{OOS "x", "", "NoSchedule", ""}},
+     1,
+     true,
+     true,
+     TAINTS_PATCH(
+         "{\"effect\":\"NoSchedule\",\"key\":\"node.kubernetes.io/out-of-servicex\"}," OOS_NEW)},
+    {"removed, foreign kept",
+     {{"a", "", "NoSchedule", ""},
+      {OOS, "nodeshutdown", "NoExecute", "2024-05-02T09:00:00Z"},
+      {"b", "", "NoSchedule", ""}},
+     3,
+     false,
+     true,
+     TAINTS_PATCH("{\"effect\":\"NoSchedule\",\"key\":\"a\"},{\"effect\":\"NoSchedule\",\"key\":"
+                  "\"b\"}")},
+    {"removed whatever its value and effect, duplicates too",
+     {{OOS, "x", "NoSchedule", ""}, {OOS, "nodeshutdown", "NoExecute", "2024-05-02T09:00:00Z"}},
+     2,
+     false,
+     true,
+     TAINTS_PATCH("")},
+    {"absent, not wanted: no change",
+     {{"a", "", "NoSchedule", ""}},
+     1,
+     false,
+     false,
+     TAINTS_PATCH("{\"effect\":\"NoSchedule\",\"key\":\"a\"}")},
+    {"no taints, not wanted: no change", {{"", "", "", ""}}, 0, false, false, TAINTS_PATCH("")},
+};
+
+START_TEST(test_taint_set) {
+    const struct taint_set_case *c = &taint_set_cases[_i];
+    struct kube_json_taint out[5], again[5];
+    size_t n = 99, n_again = 99;
+    bool changed = !c->changed, changed_again = true;
+    char *patch = NULL;
+
+    ck_assert_msg(kube_json_taint_set(c->in, c->n_in, OOS, "nodeshutdown", "NoExecute", c->present,
+                                      T0, out, 5, &n, &changed) == 0,
+                  "%s", c->name);
+    ck_assert_msg(changed == c->changed, "%s: changed %d", c->name, changed);
+    ck_assert_int_eq(kube_json_taints_patch(out, n, "7", &patch), 0);
+    ck_assert_msg(!strcmp(patch, c->patch), "%s:\n got %s\nwant %s", c->name, patch, c->patch);
+    free(patch);
+    /* The same edit again, later: nothing more to do. */
+    ck_assert_int_eq(kube_json_taint_set(out, n, OOS, "nodeshutdown", "NoExecute", c->present,
+                                         T0 + 60, again, 5, &n_again, &changed_again),
+                     0);
+    ck_assert_msg(!changed_again, "%s: second edit changed", c->name);
+    ck_assert_uint_eq(n_again, n);
+}
+END_TEST
+
+START_TEST(test_taint_set_args) {
+    struct kube_json_taint in[2] = {{"a", "", "NoSchedule", ""},
+                                    {OOS, "nodeshutdown", "NoExecute", "2024-05-02T09:00:00Z"}};
+    struct kube_json_taint out[3], *many;
+    char *value63 = repeat('v', 63, ""), *value64 = repeat('v', 64, "");
+    char *effect32 = repeat('E', 32, "");
+    size_t n;
+    bool changed;
+
+#define SET(cur, count, key, value, effect, present, now, o, cap, n_out, ch)                       \
+    kube_json_taint_set(cur, count, key, value, effect, present, now, o, cap, n_out, ch)
+    /* Room: n + 1 suffices; less fails with -ENOBUFS, never a short list. */
+    ck_assert_int_eq(SET(in, 1, OOS, "nodeshutdown", "NoExecute", true, T0, out, 1, &n, &changed),
+                     -ENOBUFS);
+    ck_assert_int_eq(SET(in, 2, OOS, "nodeshutdown", "NoExecute", true, T0, out, 1, &n, &changed),
+                     -ENOBUFS);
+    ck_assert_int_eq(SET(in, 2, OOS, "nodeshutdown", "NoExecute", true, T0, out, 2, &n, &changed),
+                     0);
+    ck_assert(!changed);
+    ck_assert_int_eq(SET(in, 2, OOS, "", "NoExecute", false, T0, out, 0, &n, &changed), -ENOBUFS);
+    ck_assert_int_eq(SET(in, 2, OOS, "", "NoExecute", false, T0, out, 1, &n, &changed), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert(changed);
+    ck_assert_int_eq(SET(NULL, 0, OOS, "nodeshutdown", "NoExecute", true, T0, out, 1, &n, &changed),
+                     0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(SET(in, 1, OOS, value63, "NoExecute", true, T0, out, 3, &n, &changed), 0);
+    ck_assert_str_eq(out[1].value, value63);
+
+    ck_assert_int_eq(SET(NULL, 1, OOS, "v", "NoExecute", true, T0, out, 3, &n, &changed), -EINVAL);
+    ck_assert_int_eq(SET(in, 2, NULL, "v", "NoExecute", true, T0, out, 3, &n, &changed), -EINVAL);
+    ck_assert_int_eq(SET(in, 2, "", "v", "NoExecute", true, T0, out, 3, &n, &changed), -EINVAL);
+    ck_assert_int_eq(SET(in, 2, "Bad Key", "v", "NoExecute", true, T0, out, 3, &n, &changed),
+                     -EINVAL);
+    ck_assert_int_eq(SET(in, 2, OOS, NULL, "NoExecute", true, T0, out, 3, &n, &changed), -EINVAL);
+    ck_assert_int_eq(SET(in, 2, OOS, value64, "NoExecute", true, T0, out, 3, &n, &changed),
+                     -EINVAL);
+    ck_assert_int_eq(SET(in, 2, OOS, "v", NULL, true, T0, out, 3, &n, &changed), -EINVAL);
+    ck_assert_int_eq(SET(in, 2, OOS, "v", "", true, T0, out, 3, &n, &changed), -EINVAL);
+    ck_assert_int_eq(SET(in, 2, OOS, "v", effect32, true, T0, out, 3, &n, &changed), -EINVAL);
+    ck_assert_int_eq(SET(in, 2, OOS, "v", "NoExecute", true, T0, NULL, 3, &n, &changed), -EINVAL);
+    ck_assert_int_eq(SET(in, 2, OOS, "v", "NoExecute", true, T0, out, 3, NULL, &changed), -EINVAL);
+    ck_assert_int_eq(SET(in, 2, OOS, "v", "NoExecute", true, T0, out, 3, &n, NULL), -EINVAL);
+    /* A new taint needs a time it can write. */
+    ck_assert_int_eq(SET(in, 2, OOS, "v", "NoExecute", true, -1, out, 3, &n, &changed), -EINVAL);
+    /* More taints than a Node may carry. */
+    many = calloc(KUBE_JSON_MAX_ENTRIES + 1, sizeof(*many));
+    ck_assert_ptr_nonnull(many);
+    for (size_t i = 0; i <= KUBE_JSON_MAX_ENTRIES; i++) {
+        snprintf(many[i].key, sizeof(many[i].key), "k%zu", i);
+        strcpy(many[i].effect, "NoSchedule");
+    }
+    ck_assert_int_eq(SET(many, KUBE_JSON_MAX_ENTRIES + 1, OOS, "v", "NoExecute", false, T0, many, 0,
+                         &n, &changed),
+                     -EINVAL);
+#undef SET
+    free(many);
+    free(value63);
+    free(value64);
+    free(effect32);
+}
+END_TEST
+
+/* CONTRACT (kube_json.h: "an identical one kept as it is, timeAdded
+ * included"). Reported: an identical taint without timeAdded (a PATCH by
+ * hand, or a NoSchedule one) gets timeAdded now and *changed true. */
+START_TEST(test_taint_set_identical_untimed) {
+    struct kube_json_taint in[2] = {{"a", "", "NoSchedule", ""},
+                                    {OOS, "nodeshutdown", "NoExecute", ""}};
+    struct kube_json_taint out[3];
+    size_t n;
+    bool changed;
+
+    ck_assert_int_eq(kube_json_taint_set(in, 2, OOS, "nodeshutdown", "NoExecute", true, T0, out, 3,
+                                         &n, &changed),
+                     0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(out[1].time_added, "");
+    ck_assert(!changed);
 }
 END_TEST
 
@@ -629,9 +1052,420 @@ START_TEST(test_fixture_lists) {
 END_TEST
 
 /* ------------------------------------------------------------------------ */
+/* Leases                                                                   */
+
+/* A heartbeat Lease as the API server returns it. */
+static const char heartbeat_lease[] =
+    "{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\",\"metadata\":{"
+    "\"name\":\"edgewarden-edge-02\",\"namespace\":\"edgewarden\","
+    "\"uid\":\"7d3c9e1a-2b4f-4a6c-9d8e-5f1a2b3c4d5e\",\"resourceVersion\":\"184777\","
+    "\"creationTimestamp\":\"2024-05-02T08:53:20Z\","
+    "\"labels\":{\"edgewarden.io/lease\":\"heartbeat\"},"
+    "\"annotations\":{\"edgewarden.io/peer-address\":\"10.244.1.17:9090\","
+    "\"edgewarden.io/fenced\":\"true\",\"edgewarden.io/watchdog-timeout\":\"10\","
+    "\"edgewarden.io/fenced-until\":\"2024-05-02T10:00:50Z\"}},"
+    "\"spec\":{\"holderIdentity\":\"edge-02\",\"leaseDurationSeconds\":40,"
+    "\"acquireTime\":\"2024-05-02T08:53:20.000000Z\","
+    "\"renewTime\":\"2024-05-02T10:00:00.500000Z\",\"leaseTransitions\":3}}";
+
+static void check_heartbeat_lease(const struct kube_json_lease *l) {
+    ck_assert_str_eq(l->meta.name, "edgewarden-edge-02");
+    ck_assert_str_eq(l->meta.namespace, "edgewarden");
+    ck_assert_str_eq(l->meta.uid, "7d3c9e1a-2b4f-4a6c-9d8e-5f1a2b3c4d5e");
+    ck_assert_str_eq(l->meta.resource_version, "184777");
+    ck_assert(!l->meta.deleting);
+    ck_assert_str_eq(l->holder, "edge-02");
+    ck_assert_int_eq(l->duration_s, 40);
+    ck_assert_str_eq(l->acquire_time, "2024-05-02T08:53:20.000000Z");
+    ck_assert_str_eq(l->renew_time, "2024-05-02T10:00:00.500000Z");
+    ck_assert_int_eq(l->transitions, 3);
+    ck_assert_str_eq(l->peer_address, "10.244.1.17:9090");
+    ck_assert(l->fenced);
+    ck_assert_int_eq(l->watchdog_timeout_s, 10);
+    ck_assert_str_eq(l->failover_node, "");
+    ck_assert_str_eq(l->failover_pods, "");
+    ck_assert_int_eq(kube_json_lease_renew_us(l), T0 * 1000000 + 500000);
+}
+
+START_TEST(test_lease_parse) {
+    static const char slot[] =
+        "{\"metadata\":{\"name\":\"edgewarden-failover-0\",\"namespace\":\"edgewarden\","
+        "\"annotations\":{\"edgewarden.io/failover-node\":\"edge-01\","
+        "\"edgewarden.io/failover-pods\":\"data/sqledge-0/a3c1,data/sqledge-1/b4d2\"}},"
+        "\"spec\":{\"holderIdentity\":\"edge-02\",\"leaseDurationSeconds\":300,"
+        "\"acquireTime\":\"2024-05-02T10:00:00.000000Z\"}}";
+    struct kube_json_lease l;
+    struct kube_json_error err = {0};
+    json_t *root;
+
+    ck_assert_int_eq(kube_json_lease_parse(heartbeat_lease, strlen(heartbeat_lease), &l, &err), 0);
+    check_heartbeat_lease(&l);
+    root = json_loads(heartbeat_lease, 0, NULL);
+    ck_assert_ptr_nonnull(root);
+    memset(&l, 0xa5, sizeof(l));
+    ck_assert_int_eq(kube_json_lease_from_json(root, &l, NULL), 0);
+    check_heartbeat_lease(&l);
+    json_decref(root);
+
+    /* A failover slot: no renewTime yet, unfenced. */
+    ck_assert_int_eq(kube_json_lease_parse(slot, strlen(slot), &l, &err), 0);
+    ck_assert_str_eq(l.holder, "edge-02");
+    ck_assert_int_eq(l.duration_s, 300);
+    ck_assert_str_eq(l.renew_time, "");
+    ck_assert_int_eq(l.transitions, 0);
+    ck_assert_str_eq(l.peer_address, "");
+    ck_assert(!l.fenced);
+    ck_assert_int_eq(l.watchdog_timeout_s, 0);
+    ck_assert_str_eq(l.failover_node, "edge-01");
+    ck_assert_str_eq(l.failover_pods, "data/sqledge-0/a3c1,data/sqledge-1/b4d2");
+    ck_assert_int_eq(kube_json_lease_renew_us(&l), T0 * 1000000); /* acquireTime */
+
+    /* The bodies edgewarden writes read back as written. */
+    {
+        const struct kube_json_annotation ann[] = {
+            {KUBE_JSON_ANN_PEER_ADDRESS, "[fd00:10:244::17]:9090"},
+            {KUBE_JSON_ANN_FENCED, "true"},
+            {KUBE_JSON_ANN_WATCHDOG_TIMEOUT, "60"},
+        };
+        struct kube_json_lease_write w = {
+            .namespace = "edgewarden",
+            .name = "edgewarden-edge-03",
+            .holder = "edge-03",
+            .duration_s = 40,
+            .acquire_time_us = T0 * 1000000,
+            .renew_time_us = T0 * 1000000 + 250000,
+            .transitions = 7,
+            .resource_version = "5",
+            .label = "heartbeat",
+            .annotations = ann,
+            .n_annotations = 3,
+        };
+        char *body = NULL;
+
+        ck_assert_int_eq(kube_json_lease_write_body(&w, &body), 0);
+        ck_assert_int_eq(kube_json_lease_parse(body, strlen(body), &l, &err), 0);
+        free(body);
+        ck_assert_str_eq(l.meta.name, "edgewarden-edge-03");
+        ck_assert_str_eq(l.meta.resource_version, "5");
+        ck_assert_str_eq(l.holder, "edge-03");
+        ck_assert_int_eq(l.duration_s, 40);
+        ck_assert_int_eq(l.transitions, 7);
+        ck_assert_str_eq(l.peer_address, "[fd00:10:244::17]:9090");
+        ck_assert(l.fenced);
+        ck_assert_int_eq(l.watchdog_timeout_s, 60);
+        ck_assert_int_eq(kube_json_lease_renew_us(&l), T0 * 1000000 + 250000);
+    }
+}
+END_TEST
+
+START_TEST(test_lease_minimal) {
+    static const char *const minimal[] = {
+        "{\"metadata\":{\"name\":\"x\"}}",
+        "{\"metadata\":{\"name\":\"x\"},\"spec\":null}",
+        "{\"metadata\":{\"name\":\"x\"},\"spec\":{}}",
+        "{\"metadata\":{\"name\":\"x\",\"annotations\":null},\"spec\":{\"holderIdentity\":null,"
+        "\"leaseDurationSeconds\":null,\"renewTime\":null}}",
+        "{\"metadata\":{\"name\":\"x\",\"annotations\":[\"edgewarden.io/fenced\"]}}",
+    };
+
+    for (size_t i = 0; i < sizeof(minimal) / sizeof(minimal[0]); i++) {
+        struct kube_json_lease l;
+
+        memset(&l, 0xa5, sizeof(l));
+        ck_assert_msg(kube_json_lease_parse(minimal[i], strlen(minimal[i]), &l, NULL) == 0, "%s",
+                      minimal[i]);
+        ck_assert_str_eq(l.meta.name, "x");
+        ck_assert_str_eq(l.holder, "");
+        ck_assert_int_eq(l.duration_s, 0);
+        ck_assert_str_eq(l.acquire_time, "");
+        ck_assert_str_eq(l.renew_time, "");
+        ck_assert_int_eq(l.transitions, 0);
+        ck_assert_str_eq(l.peer_address, "");
+        ck_assert(!l.fenced);
+        ck_assert_int_eq(l.watchdog_timeout_s, 0);
+        ck_assert_str_eq(l.failover_node, "");
+        ck_assert_str_eq(l.failover_pods, "");
+        ck_assert_int_eq(kube_json_lease_renew_us(&l), 0);
+    }
+}
+END_TEST
+
+/* Annotations are advice from another agent: a bad one reads as not set and
+ * never fails the Lease. */
+START_TEST(test_lease_annotations) {
+    enum which { PEER, FENCED, WATCHDOG, NODE, PODS };
+    static const struct {
+        enum which which;
+        const char *json_value; /* the annotation's value as JSON */
+        const char *text;       /* PEER, NODE, PODS: the field read */
+        int64_t number;         /* FENCED (0/1), WATCHDOG */
+    } cases[] = {
+        {PEER, "\"10.244.1.17:9090\"", "10.244.1.17:9090", 0},
+        {PEER, "\"[fd00::17]:9090\"", "[fd00::17]:9090", 0},
+        {PEER, "\"127.0.0.1:1\"", "127.0.0.1:1", 0},
+        {PEER, "\"127.0.0.1:65535\"", "127.0.0.1:65535", 0},
+        /* A DNS name fits the field (KUBE_JSON_ADDRESS_SIZE); peer_ask()
+         * refuses it later (no name resolution). */
+        {PEER, "\"edge-02.example.com:9090\"", "edge-02.example.com:9090", 0},
+        {PEER, "\"10.244.1.17\"", "", 0},
+        {PEER, "\"10.244.1.17:\"", "", 0},
+        {PEER, "\":9090\"", "", 0},
+        {PEER, "\"10.244.1.17:0\"", "", 0},
+        {PEER, "\"10.244.1.17:65536\"", "", 0},
+        {PEER, "\"10.244.1.17:90x\"", "", 0},
+        {PEER, "\"10.244.1.17:90 90\"", "", 0},
+        {PEER, "\"10.244.1.17 :9090\"", "", 0},
+        {PEER, "\"http://10.244.1.17:9090\"", "", 0},
+        {PEER, "\"user@10.244.1.17:9090\"", "", 0},
+        {PEER, "\"10.244.1.17:9090?x=1\"", "", 0},
+        {PEER, "\"10.244.1.17:9090#x\"", "", 0},
+        {PEER, "\"h\\u00e9te:9090\"", "", 0},
+        {PEER, "\"a\\tb:9090\"", "", 0},
+        {PEER, "\"\"", "", 0},
+        {PEER, "9090", "", 0},
+        {PEER, "null", "", 0},
+        {FENCED, "\"true\"", NULL, 1},
+        {FENCED, "\"false\"", NULL, 0},
+        {FENCED, "\"True\"", NULL, 0},
+        {FENCED, "\"1\"", NULL, 0},
+        {FENCED, "\"true \"", NULL, 0},
+        {FENCED, "\"\"", NULL, 0},
+        {FENCED, "true", NULL, 0},
+        {WATCHDOG, "\"10\"", NULL, 10},
+        {WATCHDOG, "\"1\"", NULL, 1},
+        {WATCHDOG, "\"86400\"", NULL, 86400},
+        {WATCHDOG, "\"0\"", NULL, 0},
+        {WATCHDOG, "\"86401\"", NULL, 0},
+        {WATCHDOG, "\"-10\"", NULL, 0},
+        {WATCHDOG, "\"10s\"", NULL, 0},
+        {WATCHDOG, "\"1e3\"", NULL, 0},
+        {WATCHDOG, "\"\"", NULL, 0},
+        {WATCHDOG, "\"99999999999999999999\"", NULL, 0},
+        {WATCHDOG, "10", NULL, 0},
+        {NODE, "\"edge-01\"", "edge-01", 0},
+        {NODE, "\"edge-01.example.com\"", "edge-01.example.com", 0},
+        {NODE, "\"Edge_01\"", "", 0},
+        {NODE, "\"\"", "", 0},
+        {NODE, "[]", "", 0},
+        {PODS, "\"data/sqledge-0/a3c1e0f2\"", "data/sqledge-0/a3c1e0f2", 0},
+        {PODS, "\"\"", "", 0},
+        {PODS, "{}", "", 0},
+    };
+    static const char *const keys[] = {
+        [PEER] = KUBE_JSON_ANN_PEER_ADDRESS,         [FENCED] = KUBE_JSON_ANN_FENCED,
+        [WATCHDOG] = KUBE_JSON_ANN_WATCHDOG_TIMEOUT, [NODE] = KUBE_JSON_ANN_FAILOVER_NODE,
+        [PODS] = KUBE_JSON_ANN_FAILOVER_PODS,
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct kube_json_lease l;
+        struct kube_json_error err = {0};
+        char *s;
+        int r;
+
+        ck_assert_int_ne(asprintf(&s,
+                                  "{\"metadata\":{\"name\":\"x\",\"annotations\":{\"%s\":%s}},"
+                                  "\"spec\":{\"holderIdentity\":\"h\"}}",
+                                  keys[cases[i].which], cases[i].json_value),
+                         -1);
+        r = kube_json_lease_parse(s, strlen(s), &l, &err);
+        ck_assert_msg(r == 0, "%s: %d %s %s", s, r, err.field, err.problem);
+        ck_assert_str_eq(l.holder, "h");
+        switch (cases[i].which) {
+        case PEER:
+            ck_assert_msg(!strcmp(l.peer_address, cases[i].text), "%s: \"%s\"", s, l.peer_address);
+            break;
+        case FENCED:
+            ck_assert_msg(l.fenced == (cases[i].number == 1), "%s", s);
+            break;
+        case WATCHDOG:
+            ck_assert_msg(l.watchdog_timeout_s == cases[i].number, "%s: %lld", s,
+                          (long long)l.watchdog_timeout_s);
+            break;
+        case NODE:
+            ck_assert_msg(!strcmp(l.failover_node, cases[i].text), "%s: \"%s\"", s,
+                          l.failover_node);
+            break;
+        case PODS:
+            ck_assert_msg(!strcmp(l.failover_pods, cases[i].text), "%s: \"%s\"", s,
+                          l.failover_pods);
+            break;
+        }
+        free(s);
+    }
+}
+END_TEST
+
+START_TEST(test_lease_long_fields) {
+    struct kube_json_lease l;
+    struct kube_json_error err = {0};
+    char *holder = repeat('h', KUBE_JSON_NAME_SIZE - 1, "");
+    char *address = repeat('a', KUBE_JSON_ADDRESS_SIZE - 6, ":9090"); /* 261 bytes */
+    char *pods = repeat('p', KUBE_JSON_PODS_SIZE - 1, "");
+    char *s;
+
+    ck_assert_int_ne(asprintf(&s,
+                              "{\"metadata\":{\"name\":\"x\",\"annotations\":{\"%s\":\"%s\","
+                              "\"%s\":\"%s\"}},\"spec\":{\"holderIdentity\":\"%s\"}}",
+                              KUBE_JSON_ANN_PEER_ADDRESS, address, KUBE_JSON_ANN_FAILOVER_PODS,
+                              pods, holder),
+                     -1);
+    ck_assert_int_eq(kube_json_lease_parse(s, strlen(s), &l, &err), 0);
+    ck_assert_str_eq(l.holder, holder);
+    ck_assert_str_eq(l.peer_address, address);
+    ck_assert_str_eq(l.failover_pods, pods);
+    free(s);
+    free(address);
+    /* One byte more: the holder fails the Lease, the address is dropped. */
+    address = repeat('a', KUBE_JSON_ADDRESS_SIZE - 5, ":9090");
+    ck_assert_int_ne(asprintf(&s, "{\"metadata\":{\"name\":\"x\",\"annotations\":{\"%s\":\"%s\"}}}",
+                              KUBE_JSON_ANN_PEER_ADDRESS, address),
+                     -1);
+    ck_assert_int_eq(kube_json_lease_parse(s, strlen(s), &l, &err), 0);
+    ck_assert_str_eq(l.peer_address, "");
+    free(s);
+    ck_assert_int_ne(
+        asprintf(&s, "{\"metadata\":{\"name\":\"x\"},\"spec\":{\"holderIdentity\":\"%sh\"}}",
+                 holder),
+        -1);
+    ck_assert_int_eq(kube_json_lease_parse(s, strlen(s), &l, &err), -EBADMSG);
+    ck_assert_str_eq(err.field, "spec.holderIdentity");
+    ck_assert_str_eq(err.problem, "too long");
+    ck_assert_str_eq(l.meta.name, ""); /* *out left empty */
+    free(s);
+    free(address);
+    free(holder);
+    free(pods);
+}
+END_TEST
+
+/* CONTRACT (kube_json.h: failover_pods "cut when longer"). Reported: a
+ * failover-pods annotation of KUBE_JSON_PODS_SIZE bytes or more reads as
+ * "" instead of being cut. */
+START_TEST(test_lease_failover_pods_cut) {
+    /* Static buffers: this test may fail, and a failure must not leak. */
+    static char pods[KUBE_JSON_PODS_SIZE + 100], s[sizeof(pods) + 128];
+    struct kube_json_lease l;
+
+    memset(pods, 'p', sizeof(pods) - 1);
+    snprintf(s, sizeof(s), "{\"metadata\":{\"name\":\"x\",\"annotations\":{\"%s\":\"%s\"}}}",
+             KUBE_JSON_ANN_FAILOVER_PODS, pods);
+    ck_assert_int_eq(kube_json_lease_parse(s, strlen(s), &l, NULL), 0);
+    ck_assert_uint_eq(strlen(l.failover_pods), KUBE_JSON_PODS_SIZE - 1);
+    ck_assert(!memcmp(l.failover_pods, pods, KUBE_JSON_PODS_SIZE - 1));
+}
+END_TEST
+
+START_TEST(test_lease_renew_us) {
+    static const struct {
+        const char *renew, *acquire;
+        int64_t us;
+    } cases[] = {
+        {"2024-05-02T10:00:00.500000Z", "", T0 * 1000000 + 500000},
+        {"2024-05-02T10:00:00.000001Z", "", T0 * 1000000 + 1},
+        {"2024-05-02T10:00:00Z", "", T0 * 1000000},
+        {"2024-05-02T10:00:00.5Z", "", T0 * 1000000 + 500000},
+        {"2024-05-02T10:00:00.123456789Z", "", T0 * 1000000 + 123456}, /* ns: cut to us */
+        {"1970-01-01T00:00:01Z", "", 1000000},
+        {"9999-12-31T23:59:59.999999Z", "", INT64_C(253402300799999999)},
+        /* renewTime wins over acquireTime; without it acquireTime counts. */
+        {"2024-05-02T10:00:00Z", "2024-05-02T08:53:20.000000Z", T0 * 1000000},
+        {"", "2024-05-02T08:53:20.000000Z", (T0 - 4000) * 1000000},
+        {"", "2024-05-02T08:53:20Z", (T0 - 4000) * 1000000},
+        /* Garbage: 0. */
+        {"", "", 0},
+        {"garbage", "", 0},
+        {"2024-05-02T10:00:00", "", 0},
+        {"2024-05-02T10:00:00+02:00", "", 0},
+        {"2024-05-02T10:00:00.5", "", 0},
+        {"2024-05-02T10:00:00ZZ", "", 0},
+        {"2024-05-02 10:00:00Z", "", 0},
+        {"2024-13-02T10:00:00Z", "", 0},
+        {"1969-12-31T23:59:59Z", "", 0},
+        {"", "garbage", 0},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct kube_json_lease l = {0};
+
+        snprintf(l.renew_time, sizeof(l.renew_time), "%s", cases[i].renew);
+        snprintf(l.acquire_time, sizeof(l.acquire_time), "%s", cases[i].acquire);
+        ck_assert_msg(kube_json_lease_renew_us(&l) == cases[i].us, "\"%s\" / \"%s\": %lld",
+                      cases[i].renew, cases[i].acquire, (long long)kube_json_lease_renew_us(&l));
+    }
+    ck_assert_int_eq(kube_json_lease_renew_us(NULL), 0);
+}
+END_TEST
+
+START_TEST(test_lease_args) {
+    struct kube_json_lease l;
+    json_t *obj;
+
+    ck_assert_int_eq(kube_json_lease_parse(NULL, 2, &l, NULL), -EINVAL);
+    ck_assert_int_eq(kube_json_lease_parse("{}", 2, NULL, NULL), -EINVAL);
+    obj = json_object();
+    ck_assert_int_eq(kube_json_lease_from_json(obj, NULL, NULL), -EINVAL);
+    json_decref(obj);
+    ck_assert_int_eq(kube_json_lease_parse("{}", (size_t)KUBE_JSON_MAX_INPUT_BYTES + 1, &l, NULL),
+                     -EFBIG);
+    /* Not NUL-terminated: only len bytes count. */
+    ck_assert_int_eq(kube_json_lease_parse("{\"metadata\":{\"name\":\"x\"}}garbage", 25, &l, NULL),
+                     0);
+}
+END_TEST
+
+/* CONTRACT (kube_json.h: "-EINVAL for a NULL argument", and the Lease has
+ * "the same contract as the Node parser"). Reported: a NULL json_t gives
+ * -EBADMSG, where kube_json_node_from_json() gives -EINVAL. */
+START_TEST(test_lease_from_json_null) {
+    struct kube_json_lease l;
+    struct kube_json_node n;
+
+    ck_assert_int_eq(kube_json_node_from_json(NULL, &n, NULL), -EINVAL);
+    ck_assert_int_eq(kube_json_lease_from_json(NULL, &l, NULL), -EINVAL);
+}
+END_TEST
+
+/* The pod's controller: only the ownerReference with controller true. */
+START_TEST(test_pod_owner) {
+    static const struct {
+        const char *refs, *uid;
+    } cases[] = {
+        {"[]", ""},
+        {"null", ""},
+        {"[{\"kind\":\"ReplicaSet\",\"uid\":\"rs-1\",\"controller\":true}]", "rs-1"},
+        {"[{\"kind\":\"Node\",\"uid\":\"n-1\"},{\"kind\":\"StatefulSet\",\"uid\":\"ss-1\","
+         "\"controller\":true}]",
+         "ss-1"},
+        {"[{\"uid\":\"a\",\"controller\":false},{\"uid\":\"b\",\"controller\":\"true\"}]", ""},
+        {"[{\"kind\":\"Foo\"},{\"uid\":\"c\",\"controller\":true}]", "c"},
+    };
+    struct kube_json_pod p;
+    size_t len;
+    char *text = slurp("pod.json", &len);
+
+    ck_assert_int_eq(kube_json_pod_parse(text, len, &p, NULL), 0);
+    ck_assert_str_eq(p.owner_uid, "a3c1e0f2-5d6b-4c7a-8e9f-1b2c3d4e5f60");
+    kube_json_pod_free(&p);
+    free(text);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *s;
+
+        ck_assert_int_ne(
+            asprintf(&s, "{\"metadata\":{\"name\":\"p\",\"ownerReferences\":%s}}", cases[i].refs),
+            -1);
+        ck_assert_msg(kube_json_pod_parse(s, strlen(s), &p, NULL) == 0, "%s", s);
+        ck_assert_msg(!strcmp(p.owner_uid, cases[i].uid), "%s: \"%s\"", s, p.owner_uid);
+        kube_json_pod_free(&p);
+        free(s);
+    }
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
 /* Hostile input                                                            */
 
-enum target { POD, NODE, STATUS, WATCH, LIST };
+enum target { POD, NODE, STATUS, WATCH, LIST, LEASE };
 
 struct hostile {
     enum target target;
@@ -740,6 +1574,36 @@ static const struct hostile hostile[] = {
     {LIST, "{\"items\":[],\"metadata\":{\"resourceVersion\":1}}", "metadata.resourceVersion",
      "not a string"},
     {LIST, "{\"items\":[],\"metadata\":{\"continue\":false}}", "metadata.continue", "not a string"},
+    {POD, "{\"metadata\":{\"name\":\"x\",\"ownerReferences\":{}}}", "metadata.ownerReferences",
+     "not an array"},
+    {POD, "{\"metadata\":{\"name\":\"x\",\"ownerReferences\":[1]}}", "metadata.ownerReferences[]",
+     "not an object"},
+    {POD, "{\"metadata\":{\"name\":\"x\",\"ownerReferences\":[{\"controller\":true}]}}",
+     "metadata.ownerReferences[].uid", "missing"},
+    {POD, "{\"metadata\":{\"name\":\"x\",\"ownerReferences\":[{\"controller\":true,\"uid\":5}]}}",
+     "metadata.ownerReferences[].uid", "not a string"},
+    {LEASE, "", "(document)", "not valid JSON"},
+    {LEASE, "[]", "(document)", "not an object"},
+    {LEASE, "{}", "metadata", "missing"},
+    {LEASE, "{\"metadata\":{}}", "metadata.name", "missing"},
+    {LEASE, "{\"metadata\":{\"name\":\"x\",\"uid\":1}}", "metadata.uid", "not a string"},
+    {LEASE, "{" MD ",\"spec\":[]}", "spec", "not an object"},
+    {LEASE, "{" MD ",\"spec\":{\"holderIdentity\":5}}", "spec.holderIdentity", "not a string"},
+    {LEASE, "{" MD ",\"spec\":{\"leaseDurationSeconds\":\"40\"}}", "spec.leaseDurationSeconds",
+     "not an integer"},
+    {LEASE, "{" MD ",\"spec\":{\"leaseDurationSeconds\":1.5}}", "spec.leaseDurationSeconds",
+     "not an integer"},
+    {LEASE, "{" MD ",\"spec\":{\"leaseDurationSeconds\":-1}}", "spec.leaseDurationSeconds",
+     "out of range"},
+    {LEASE, "{" MD ",\"spec\":{\"leaseDurationSeconds\":2147483648}}", "spec.leaseDurationSeconds",
+     "out of range"},
+    {LEASE, "{" MD ",\"spec\":{\"leaseTransitions\":\"3\"}}", "spec.leaseTransitions",
+     "not an integer"},
+    {LEASE, "{" MD ",\"spec\":{\"leaseTransitions\":-1}}", "spec.leaseTransitions", "out of range"},
+    {LEASE, "{" MD ",\"spec\":{\"acquireTime\":5}}", "spec.acquireTime", "not a string"},
+    {LEASE, "{" MD ",\"spec\":{\"renewTime\":[]}}", "spec.renewTime", "not a string"},
+    {LEASE, "{" MD ",\"spec\":{\"renewTime\":\"2024-05-02T10:00:00.00000000000000000000Z\"}}",
+     "spec.renewTime", "too long"},
 };
 
 static int parse_as(enum target t, const char *text, size_t len, struct kube_json_error *err) {
@@ -748,6 +1612,7 @@ static int parse_as(enum target t, const char *text, size_t len, struct kube_jso
     struct kube_json_status s;
     struct kube_json_watch_event ev;
     struct kube_json_list l;
+    struct kube_json_lease ls;
     int r = -1;
 
     switch (t) {
@@ -779,6 +1644,11 @@ static int parse_as(enum target t, const char *text, size_t len, struct kube_jso
         if (r < 0)
             ck_assert_ptr_null(l.root);
         kube_json_list_free(&l);
+        break;
+    case LEASE:
+        r = kube_json_lease_parse(text, len, &ls, err);
+        if (r < 0)
+            ck_assert_str_eq(ls.meta.name, "");
         break;
     }
     return r;
@@ -1153,6 +2023,127 @@ START_TEST(test_urls) {
 }
 END_TEST
 
+/* The remediator's collections: '?' starts the query, '&' joins the rest. */
+START_TEST(test_urls_collections) {
+    char u[KUBE_JSON_URL_SIZE];
+    struct kube_json_selector heartbeat, sql, none = {.n = 0};
+    struct kube_json_query watch = {
+        .watch = true, .resource_version = "184600", .timeout_seconds = 290};
+    struct kube_json_query list = {.limit = 500, .continue_token = "eyJ2Ij+/="};
+    struct kube_json_query empty = {0};
+    struct kube_json_query timeout_only = {.timeout_seconds = 30};
+    struct kube_json_query rv_only = {.resource_version = "5"};
+    struct kube_json_query bad = {.watch = true, .continue_token = "x"};
+
+#define LEASES  "/apis/coordination.k8s.io/v1/namespaces/edgewarden/leases"
+#define WATCH_Q "watch=1&allowWatchBookmarks=true&resourceVersion=184600&timeoutSeconds=290"
+#define LIST_Q  "limit=500&continue=eyJ2Ij%2B%2F%3D"
+    ck_assert_int_eq(kube_json_selector_parse("edgewarden.io/lease=heartbeat", &heartbeat, NULL),
+                     0);
+    ck_assert_int_eq(
+        kube_json_selector_parse("app.kubernetes.io/name=sqledge,tier!=test", &sql, NULL), 0);
+
+    ck_assert_int_eq(kube_json_url_leases(u, sizeof(u), "edgewarden", NULL, NULL, NULL), 0);
+    ck_assert_str_eq(u, LEASES);
+    ck_assert_int_eq(
+        kube_json_url_leases(u, sizeof(u), "edgewarden", "edgewarden-remediator", NULL, NULL), 0);
+    ck_assert_str_eq(u, LEASES "/edgewarden-remediator");
+    ck_assert_int_eq(kube_json_url_leases(u, sizeof(u), "edgewarden", NULL, &heartbeat, NULL), 0);
+    ck_assert_str_eq(u, LEASES "?labelSelector=edgewarden.io%2Flease%3Dheartbeat");
+    ck_assert_int_eq(kube_json_url_leases(u, sizeof(u), "edgewarden", NULL, &heartbeat, &watch), 0);
+    ck_assert_str_eq(u, LEASES "?labelSelector=edgewarden.io%2Flease%3Dheartbeat&" WATCH_Q);
+    ck_assert_int_eq(kube_json_url_leases(u, sizeof(u), "edgewarden", NULL, &heartbeat, &list), 0);
+    ck_assert_str_eq(u, LEASES "?labelSelector=edgewarden.io%2Flease%3Dheartbeat&" LIST_Q);
+    ck_assert_int_eq(kube_json_url_leases(u, sizeof(u), "edgewarden", NULL, NULL, &watch), 0);
+    ck_assert_str_eq(u, LEASES "?" WATCH_Q);
+    ck_assert_int_eq(kube_json_url_leases(u, sizeof(u), "edgewarden", NULL, &none, &list), 0);
+    ck_assert_str_eq(u, LEASES "?" LIST_Q);
+    ck_assert_int_eq(kube_json_url_leases(u, sizeof(u), "edgewarden", NULL, &none, &empty), 0);
+    ck_assert_str_eq(u, LEASES);
+    ck_assert_int_eq(kube_json_url_leases(u, sizeof(u), "edgewarden", NULL, NULL, &timeout_only),
+                     0);
+    ck_assert_str_eq(u, LEASES "?timeoutSeconds=30");
+    ck_assert_int_eq(kube_json_url_leases(u, sizeof(u), "edgewarden", NULL, &heartbeat, &rv_only),
+                     0);
+    ck_assert_str_eq(u,
+                     LEASES "?labelSelector=edgewarden.io%2Flease%3Dheartbeat&resourceVersion=5");
+
+    ck_assert_int_eq(kube_json_url_nodes(u, sizeof(u), NULL), 0);
+    ck_assert_str_eq(u, "/api/v1/nodes");
+    ck_assert_int_eq(kube_json_url_nodes(u, sizeof(u), &watch), 0);
+    ck_assert_str_eq(u, "/api/v1/nodes?" WATCH_Q);
+    ck_assert_int_eq(kube_json_url_nodes(u, sizeof(u), &list), 0);
+    ck_assert_str_eq(u, "/api/v1/nodes?" LIST_Q);
+    ck_assert_int_eq(kube_json_url_nodes(u, sizeof(u), &empty), 0);
+    ck_assert_str_eq(u, "/api/v1/nodes");
+    ck_assert_int_eq(kube_json_url_nodes(u, sizeof(u), &rv_only), 0);
+    ck_assert_str_eq(u, "/api/v1/nodes?resourceVersion=5");
+
+    ck_assert_int_eq(kube_json_url_pods_all(u, sizeof(u), NULL, NULL), 0);
+    ck_assert_str_eq(u, "/api/v1/pods");
+    ck_assert_int_eq(kube_json_url_pods_all(u, sizeof(u), &sql, NULL), 0);
+    ck_assert_str_eq(u, "/api/v1/pods?labelSelector=app.kubernetes.io%2Fname%3Dsqledge%2Ctier%21%"
+                        "3Dtest");
+    ck_assert_int_eq(kube_json_url_pods_all(u, sizeof(u), &sql, &watch), 0);
+    ck_assert_str_eq(u, "/api/v1/pods?labelSelector=app.kubernetes.io%2Fname%3Dsqledge%2Ctier%21%"
+                        "3Dtest&" WATCH_Q);
+    ck_assert_int_eq(kube_json_url_pods_all(u, sizeof(u), NULL, &list), 0);
+    ck_assert_str_eq(u, "/api/v1/pods?" LIST_Q);
+    ck_assert_int_eq(kube_json_url_pods_all(u, sizeof(u), &none, &timeout_only), 0);
+    ck_assert_str_eq(u, "/api/v1/pods?timeoutSeconds=30");
+
+    ck_assert_int_eq(kube_json_url_pod(u, sizeof(u), "data", "sqledge-0"), 0);
+    ck_assert_str_eq(u, "/api/v1/namespaces/data/pods/sqledge-0");
+    ck_assert_int_eq(kube_json_url_pod(u, sizeof(u), "data", "sqledge-0.example"), 0);
+    ck_assert_str_eq(u, "/api/v1/namespaces/data/pods/sqledge-0.example");
+
+    /* Refused: a name with a query, bad names, a continue token in a watch,
+     * a buffer too small (always left ""). */
+    ck_assert_int_eq(
+        kube_json_url_leases(u, sizeof(u), "edgewarden", "edgewarden-remediator", &heartbeat, NULL),
+        -EINVAL);
+    ck_assert_int_eq(
+        kube_json_url_leases(u, sizeof(u), "edgewarden", "edgewarden-remediator", NULL, &watch),
+        -EINVAL);
+    ck_assert_int_eq(kube_json_url_leases(u, sizeof(u), "Edgewarden", NULL, NULL, NULL), -EINVAL);
+    ck_assert_int_eq(kube_json_url_leases(u, sizeof(u), NULL, NULL, NULL, NULL), -EINVAL);
+    ck_assert_int_eq(kube_json_url_leases(u, sizeof(u), "edgewarden", "x_y", NULL, NULL), -EINVAL);
+    ck_assert_int_eq(kube_json_url_leases(u, sizeof(u), "edgewarden", "", NULL, NULL), -EINVAL);
+    ck_assert_int_eq(kube_json_url_leases(u, sizeof(u), "edgewarden", NULL, &heartbeat, &bad),
+                     -EINVAL);
+    ck_assert_str_eq(u, "");
+    ck_assert_int_eq(kube_json_url_nodes(u, sizeof(u), &bad), -EINVAL);
+    ck_assert_str_eq(u, "");
+    ck_assert_int_eq(kube_json_url_pods_all(u, sizeof(u), &sql, &bad), -EINVAL);
+    ck_assert_str_eq(u, "");
+    ck_assert_int_eq(kube_json_url_pod(u, sizeof(u), "a.b", "p"), -EINVAL);
+    ck_assert_int_eq(kube_json_url_pod(u, sizeof(u), "data", "p/q"), -EINVAL);
+    ck_assert_int_eq(kube_json_url_pod(u, sizeof(u), "data", NULL), -EINVAL);
+    ck_assert_int_eq(kube_json_url_pod(u, sizeof(u), NULL, "p"), -EINVAL);
+    ck_assert_int_eq(kube_json_url_nodes(u, 13, NULL), -ENOSPC);
+    ck_assert_str_eq(u, "");
+    ck_assert_int_eq(kube_json_url_nodes(u, 14, NULL), 0); /* "/api/v1/nodes" + NUL */
+    ck_assert_int_eq(kube_json_url_nodes(u, 20, &watch), -ENOSPC);
+    ck_assert_str_eq(u, "");
+    ck_assert_int_eq(kube_json_url_leases(u, 40, "edgewarden", NULL, NULL, NULL), -ENOSPC);
+    ck_assert_str_eq(u, "");
+    ck_assert_int_eq(
+        kube_json_url_leases(u, sizeof(LEASES) + 5, "edgewarden", NULL, &heartbeat, NULL), -ENOSPC);
+    ck_assert_str_eq(u, "");
+    ck_assert_int_eq(kube_json_url_pods_all(u, 30, &sql, NULL), -ENOSPC);
+    ck_assert_str_eq(u, "");
+    ck_assert_int_eq(kube_json_url_pod(u, 20, "data", "sqledge-0"), -ENOSPC);
+    ck_assert_str_eq(u, "");
+    ck_assert_int_eq(kube_json_url_nodes(NULL, 10, NULL), -EINVAL);
+    ck_assert_int_eq(kube_json_url_pods_all(u, 0, NULL, NULL), -EINVAL);
+    ck_assert_int_eq(kube_json_url_leases(NULL, 10, "edgewarden", NULL, NULL, NULL), -EINVAL);
+    ck_assert_int_eq(kube_json_url_pod(NULL, 10, "data", "p"), -EINVAL);
+#undef LEASES
+#undef WATCH_Q
+#undef LIST_Q
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("kube_json");
     TCase *tc = tcase_create("core");
@@ -1166,13 +2157,30 @@ int main(void) {
     tcase_add_test(tc, test_event_note_cut);
     tcase_add_test(tc, test_event_args);
     tcase_add_test(tc, test_lease_body);
+    tcase_add_test(tc, test_lease_write_body);
+    tcase_add_test(tc, test_lease_write_args);
+    tcase_add_test(tc, test_lease_write_empty_holder);
+    tcase_add_test(tc, test_pod_force_delete_body);
     tcase_add_loop_test(tc, test_taint_edit, 0, sizeof(taint_cases) / sizeof(taint_cases[0]));
     tcase_add_test(tc, test_taint_edit_args);
+    tcase_add_loop_test(tc, test_taint_set, 0,
+                        sizeof(taint_set_cases) / sizeof(taint_set_cases[0]));
+    tcase_add_test(tc, test_taint_set_args);
+    tcase_add_test(tc, test_taint_set_identical_untimed);
     tcase_add_test(tc, test_fixture_node);
     tcase_add_test(tc, test_fixture_pod);
     tcase_add_test(tc, test_fixture_statuses);
     tcase_add_test(tc, test_fixture_watch);
     tcase_add_test(tc, test_fixture_lists);
+    tcase_add_test(tc, test_lease_parse);
+    tcase_add_test(tc, test_lease_minimal);
+    tcase_add_test(tc, test_lease_annotations);
+    tcase_add_test(tc, test_lease_long_fields);
+    tcase_add_test(tc, test_lease_failover_pods_cut);
+    tcase_add_test(tc, test_lease_renew_us);
+    tcase_add_test(tc, test_lease_args);
+    tcase_add_test(tc, test_lease_from_json_null);
+    tcase_add_test(tc, test_pod_owner);
     tcase_add_loop_test(tc, test_hostile, 0, sizeof(hostile) / sizeof(hostile[0]));
     tcase_add_test(tc, test_caps);
     tcase_add_test(tc, test_deep_and_big);
@@ -1183,6 +2191,7 @@ int main(void) {
     tcase_add_test(tc, test_selector_invalid);
     tcase_add_test(tc, test_selector_match);
     tcase_add_test(tc, test_urls);
+    tcase_add_test(tc, test_urls_collections);
     tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
