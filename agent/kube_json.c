@@ -13,6 +13,7 @@
  */
 #include "kube_json.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -585,21 +586,37 @@ static const char *annotation(const json_t *obj, const char *key) {
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-/* HOST:PORT or [V6]:PORT with printable ASCII only: what a peer query can use. */
+/* IPV4:PORT or [IPV6]:PORT: what a peer query can use (no name to
+ * resolve). */
 static bool address_ok(const char *s) {
     const char *colon = strrchr(s, ':');
-    size_t len = strlen(s);
-    char *end;
-    long port;
+    char host[INET6_ADDRSTRLEN + 2];
+    unsigned char bin[sizeof(struct in6_addr)];
+    size_t hlen;
+    long port = 0;
 
-    if (!colon || colon == s || len >= KUBE_JSON_ADDRESS_SIZE)
+    if (!colon || colon == s || !colon[1] || strlen(colon + 1) > 5)
         return false;
-    for (const char *c = s; *c; c++)
-        if (*c <= ' ' || *c > '~' || *c == '/' || *c == '@' || *c == '?' || *c == '#')
+    for (const char *d = colon + 1; *d; d++) {
+        if (*d < '0' || *d > '9')
             return false;
-    errno = 0;
-    port = strtol(colon + 1, &end, 10);
-    return !errno && *end == '\0' && end != colon + 1 && port > 0 && port <= 65535;
+        port = port * 10 + (*d - '0');
+    }
+    if (port <= 0 || port > 65535)
+        return false;
+    hlen = (size_t)(colon - s);
+    if (s[0] == '[') {
+        if (hlen < 3 || s[hlen - 1] != ']' || hlen - 2 >= sizeof(host))
+            return false;
+        memcpy(host, s + 1, hlen - 2);
+        host[hlen - 2] = '\0';
+        return inet_pton(AF_INET6, host, bin) == 1;
+    }
+    if (hlen >= sizeof(host))
+        return false;
+    memcpy(host, s, hlen);
+    host[hlen] = '\0';
+    return inet_pton(AF_INET, host, bin) == 1;
 }
 
 static int parse_lease(const json_t *obj, struct kube_json_lease *l, struct kube_json_error *err) {
@@ -685,17 +702,16 @@ int kube_json_lease_parse(const char *text, size_t len, struct kube_json_lease *
     return r;
 }
 
-int64_t kube_json_lease_renew_us(const struct kube_json_lease *l) {
+/* An RFC 3339 UTC time ("Z") with an optional fraction, as unix
+ * microseconds; 0 when it does not parse. */
+static int64_t micro_time(const char *s) {
     struct tm tm;
-    const char *s, *p;
+    const char *p;
     long usec = 0;
     time_t t;
 
-    if (!l)
-        return 0;
-    s = l->renew_time[0] ? l->renew_time : l->acquire_time;
     memset(&tm, 0, sizeof(tm));
-    if (!(p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm)))
+    if (!s[0] || !(p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm)))
         return 0;
     if (*p == '.') {
         long scale = 100000;
@@ -706,6 +722,14 @@ int64_t kube_json_lease_renew_us(const struct kube_json_lease *l) {
     if (strcmp(p, "Z") || (t = timegm(&tm)) == (time_t)-1 || t < 0)
         return 0;
     return (int64_t)t * 1000000 + usec;
+}
+
+int64_t kube_json_lease_renew_us(const struct kube_json_lease *l) {
+    int64_t t;
+
+    if (!l)
+        return 0;
+    return (t = micro_time(l->renew_time)) ? t : micro_time(l->acquire_time);
 }
 
 void kube_json_node_free(struct kube_json_node *node) {
@@ -1351,7 +1375,8 @@ int kube_json_lease_write_body(const struct kube_json_lease_write *w, char **out
     for (size_t i = 0; i < w->n_annotations; i++)
         if (!w->annotations[i].key ||
             !qualified_name(w->annotations[i].key, strlen(w->annotations[i].key)) ||
-            !short_text(w->annotations[i].value, KUBE_JSON_PODS_SIZE - 1))
+            !w->annotations[i].value || strlen(w->annotations[i].value) > KUBE_JSON_PODS_SIZE - 1 ||
+            !utf8_valid(w->annotations[i].value))
             return -EINVAL;
     md = json_pack("{s:s, s:s}", "name", w->name, "namespace", w->namespace);
     spec = json_pack("{s:i, s:s, s:s}", "leaseDurationSeconds", w->duration_s, "acquireTime",

@@ -37,9 +37,13 @@ int peer_address_parse(const char *addr, struct sockaddr_storage *out) {
 
     if (!addr || !out || !(colon = strrchr(addr, ':')))
         return -EINVAL;
+    /* Digits only: no sign, no space, nothing a Host header could carry. */
+    for (const char *d = colon + 1; *d; d++)
+        if (*d < '0' || *d > '9')
+            return -EINVAL;
     errno = 0;
     port = strtol(colon + 1, &end, 10);
-    if (errno || *end || end == colon + 1 || port <= 0 || port > 65535)
+    if (errno || *end || end == colon + 1 || end - (colon + 1) > 5 || port <= 0 || port > 65535)
         return -EINVAL;
     memset(out, 0, sizeof(*out));
     if (addr[0] == '[') {
@@ -80,11 +84,11 @@ int peer_reply_parse(const char *data, size_t len, bool complete, struct peer_an
         return complete || len >= PEER_MAX_REPLY ? -EBADMSG : -EAGAIN;
     head_stop = body - 4;
     /* Status line: HTTP/1.x 200 ... */
-    if (len < 12 || memcmp(data, "HTTP/1.", 7) || (data[7] != '0' && data[7] != '1') ||
+    if (len < 13 || memcmp(data, "HTTP/1.", 7) || (data[7] != '0' && data[7] != '1') ||
         data[8] != ' ')
         return -EBADMSG;
     if (data[9] < '1' || data[9] > '5' || data[10] < '0' || data[10] > '9' || data[11] < '0' ||
-        data[11] > '9')
+        data[11] > '9' || (data[12] != ' ' && data[12] != '\r'))
         return -EBADMSG;
     status = (data[9] - '0') * 100 + (data[10] - '0') * 10 + (data[11] - '0');
     /* Headers: only Content-Length matters. */

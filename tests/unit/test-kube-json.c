@@ -1206,7 +1206,8 @@ START_TEST(test_lease_annotations) {
         {PEER, "\"127.0.0.1:65535\"", "127.0.0.1:65535", 0},
         /* A DNS name fits the field (KUBE_JSON_ADDRESS_SIZE); peer_ask()
          * refuses it later (no name resolution). */
-        {PEER, "\"edge-02.example.com:9090\"", "edge-02.example.com:9090", 0},
+        /* A host name is dropped: the roll call resolves no names (peer.h). */
+        {PEER, "\"edge-02.example.com:9090\"", "", 0},
         {PEER, "\"10.244.1.17\"", "", 0},
         {PEER, "\"10.244.1.17:\"", "", 0},
         {PEER, "\":9090\"", "", 0},
@@ -1300,7 +1301,8 @@ START_TEST(test_lease_long_fields) {
     struct kube_json_lease l;
     struct kube_json_error err = {0};
     char *holder = repeat('h', KUBE_JSON_NAME_SIZE - 1, "");
-    char *address = repeat('a', KUBE_JSON_ADDRESS_SIZE - 6, ":9090"); /* 261 bytes */
+    /* The longest usable address: a full IPv6 literal in brackets. */
+    char *address = strdup("[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]:65535");
     char *pods = repeat('p', KUBE_JSON_PODS_SIZE - 1, "");
     char *s;
 

@@ -343,6 +343,12 @@ START_TEST(test_no_action_without_quorum) {
                 char *example;
 
                 remedy_decide(&c, &v, times[t], &d);
+                /* docs/node-loss.md: without quorum nothing new is applied;
+                 * an out-of-service taint already on is kept (its pods still
+                 * force-deleted while the node is down) or lifted when the
+                 * node is back, both safe. */
+                if (v.out_of_service && (d.verdict == REMEDY_LIFT || d.verdict == REMEDY_KEEP))
+                    continue;
                 if (d.verdict == REMEDY_LIFT)
                     example = lift;
                 else if (d.force_delete)
