@@ -171,6 +171,10 @@ struct rnode {
     uint64_t retry_at_ms;
     uint64_t backoff_ms;
     bool has_slot; /* the remediator holds a budget slot for this node */
+    /* The agent's Lease read fresh just before acting (the watch may lag). */
+    bool verify_in_flight;
+    uint64_t verified_ms;
+    char verified_renew[KUBE_JSON_TIME_SIZE];
     bool slot_asked;
     bool announced[8]; /* by verdict: the Event for it was posted */
 };
@@ -1522,6 +1526,61 @@ static void announce(struct cluster *c, struct rnode *n, const struct remedy_dec
     }
 }
 
+#define VERIFIED_FOR_MS 2000
+
+static void on_lease_verified(struct call *call, int result, struct httpc_response *resp) {
+    struct cluster *c = call->c;
+    struct rnode *n = rnode_of(c, call->name);
+    struct hb *h = (struct hb *)table_get(&c->hbs, call->name);
+    struct kube_json_lease l;
+
+    if (!n)
+        return;
+    n->verify_in_flight = false;
+    if (!ok_status(result, resp) ||
+        kube_json_lease_parse(resp->body.data, resp->body.len, &l, NULL) < 0) {
+        if (!(result == 0 && resp->status == 404))
+            kube_log_http_failure("read a silent agent's heartbeat Lease", result, resp);
+        rnode_failed(c, n);
+        return;
+    }
+    if (h && strcmp(h->renew_time, l.renew_time)) {
+        /* It renewed after all: the watch was behind. Its clock restarts. */
+        log_warn("remediation: node %s: its agent renewed its Lease (%s) although the watch "
+                 "showed nothing; not acting",
+                 n->e.name, l.renew_time);
+        snprintf(h->renew_time, sizeof(h->renew_time), "%s", l.renew_time);
+        h->seen_ms = now_ms(c);
+        return;
+    }
+    n->verified_ms = now_ms(c);
+    snprintf(n->verified_renew, sizeof(n->verified_renew), "%s", l.renew_time);
+}
+
+/* Before a taint that moves the volume: the agent's Lease read fresh from the
+ * API server must show the record the decision was made on (a lagging watch
+ * would otherwise make a live agent look silent: docs/model, WATCH_LAG).
+ * True when a fresh enough read agrees; otherwise a read is started. */
+static bool lease_verified(struct cluster *c, struct rnode *n, const struct hb *h, uint64_t now) {
+    char url[KUBE_JSON_URL_SIZE], name[KUBE_JSON_NAME_SIZE + sizeof(KUBE_JSON_INSTANCE_PREFIX)];
+    struct call *call;
+
+    if (!h)
+        return false;
+    if (now < n->verified_ms + VERIFIED_FOR_MS && !strcmp(n->verified_renew, h->renew_time))
+        return true;
+    if (n->verify_in_flight || now < n->retry_at_ms)
+        return false;
+    snprintf(name, sizeof(name), "%s%s", KUBE_JSON_INSTANCE_PREFIX, n->e.name);
+    if (kube_json_url_leases(url, sizeof(url), c->ns, name, NULL, NULL) < 0 ||
+        !(call = new_call("get", "leases", on_lease_verified)))
+        return false;
+    snprintf(call->name, sizeof(call->name), "%s", n->e.name);
+    if (send_call(c, call, "GET", url, NULL, NULL) == 0)
+        n->verify_in_flight = true;
+    return false;
+}
+
 /* Take a budget slot for the node (async); true when one is held. */
 static bool node_slot(struct cluster *c, struct rnode *n) {
     char pods[KUBE_JSON_PODS_SIZE];
@@ -1581,11 +1640,11 @@ static void remediate(struct cluster *c, struct rnode *n, uint64_t now, uint64_t
     announce(c, n, &d, h, now);
     switch (d.verdict) {
     case REMEDY_OUT_OF_SERVICE:
-        if (node_slot(c, n))
+        if (node_slot(c, n) && lease_verified(c, n, h, now))
             write_taint(c, n, OOS_KEY, OOS_VALUE, OOS_EFFECT, true, "oos");
         break;
     case REMEDY_UNFENCED:
-        if (node_slot(c, n))
+        if (node_slot(c, n) && lease_verified(c, n, h, now))
             write_taint(c, n, POLICY_TAINT_KEY, "", "NoExecute", true, "own");
         break;
     case REMEDY_LIFT:
