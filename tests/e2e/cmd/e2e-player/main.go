@@ -31,7 +31,16 @@
 // else the player's own --kubeconfig.
 //
 // State for the tests lives under --state-dir: pods/<uid>.json describes the
-// stand-in of a pod (control socket, pids, cgroup).
+// stand-in of a pod (control socket, pids, cgroup); writers.log is the writer
+// ledger (one line per stand-in start and stop of a pod with a CSI volume,
+// see internal/harness/ledger.go).
+//
+// Node loss (nodeloss.go): with --watchdog-dir each agent gets a watchdog
+// stand-in, a FIFO DIR/watchdog-<node> named by EDGEWARDEN_WATCHDOG_DEVICE in
+// its environment; when it fires the node reboots (agent and stand-ins
+// SIGKILLed, the node down). The Node annotation e2e.edgewarden.io/fault
+// powers a node off ("off") or cuts it off from the API ("partitioned"); a
+// node stays the player's while a test has taken its type=kwok label away.
 package main
 
 import (
@@ -90,13 +99,15 @@ type proc struct {
 	cmd     *exec.Cmd
 	done    chan struct{}
 	stopped bool // stopped by us
+	killed  bool // killed by a power-off or a watchdog fire (under player.mu)
 	info    PodRuntime
+	handles []string // CSI volume handles, for the writer ledger
 }
 
 type podState struct {
 	uid       types.UID
 	node      string
-	volumes   []string
+	volumes   []string // CSI unique volume names
 	inUse     bool
 	proc      *proc
 	restarts  int
@@ -121,7 +132,19 @@ type player struct {
 	kubecfg   string // the agents' KUBECONFIG
 	agents    map[string]*exec.Cmd
 	agentPort int
+	ports     map[string]int // node -> the agent's HTTP port, kept across restarts
+
+	ctx         context.Context
+	known       map[string]bool   // nodes that had the kwok label: ours even while a test takes it away
+	fault       map[string]string // node -> "", off, partitioned, fired
+	watchdogDir string
+	watchdogTO  time.Duration
+	rebootDelay time.Duration
+	watchdogs   map[string]*watchdog
+	ledger      *ledger
 }
+
+var everything = labels.Everything()
 
 func main() {
 	kubeconfig := flag.String("kubeconfig", "", "kubeconfig path (default $KUBECONFIG)")
@@ -133,6 +156,9 @@ func main() {
 	agentConf := flag.String("agent-config", "", "config file for the agents")
 	agentKubeconfig := flag.String("agent-kubeconfig", "", "the agents' KUBECONFIG (default: --kubeconfig)")
 	agentPort := flag.Int("agent-port-base", 19100, "the agents' HTTP ports: base, base+1, ... (127.0.0.1)")
+	watchdogDir := flag.String("watchdog-dir", "", "give each agent a watchdog stand-in: a FIFO DIR/watchdog-<node> (EDGEWARDEN_WATCHDOG_DEVICE); empty: none")
+	watchdogTO := flag.Duration("watchdog-timeout", 10*time.Second, "the watchdog stand-ins' timeout")
+	rebootDelay := flag.Duration("reboot-delay", 15*time.Second, "a node whose watchdog fired without a fault annotation comes back after this")
 	flag.Parse()
 	log.SetFlags(log.Ltime | log.Lmicroseconds)
 	log.SetPrefix("e2e-player ")
@@ -140,6 +166,15 @@ func main() {
 		log.Fatal("--state-dir is required")
 	}
 	if err := os.MkdirAll(filepath.Join(*stateDir, "pods"), 0o755); err != nil {
+		log.Fatal(err)
+	}
+	if *watchdogDir != "" {
+		if err := os.MkdirAll(*watchdogDir, 0o755); err != nil {
+			log.Fatal(err)
+		}
+	}
+	led, err := openLedger(*stateDir)
+	if err != nil {
 		log.Fatal(err)
 	}
 	if *standin != "" {
@@ -172,6 +207,16 @@ func main() {
 		kubecfg:   cmp.Or(*agentKubeconfig, *kubeconfig),
 		agents:    map[string]*exec.Cmd{},
 		agentPort: *agentPort,
+		ports:     map[string]int{},
+
+		ctx:         ctx,
+		known:       map[string]bool{},
+		fault:       map[string]string{},
+		watchdogDir: *watchdogDir,
+		watchdogTO:  *watchdogTO,
+		rebootDelay: *rebootDelay,
+		watchdogs:   map[string]*watchdog{},
+		ledger:      led,
 	}
 	p.cgRoot = findCgroupRoot(*cgroup)
 	if p.cgRoot == "" {
@@ -195,16 +240,14 @@ func main() {
 	}
 	nodeChanged := func(obj any) {
 		node, ok := obj.(*corev1.Node)
-		if !ok || node.Labels[harness.NodeTypeLabel] != harness.NodeTypeValue {
+		if !ok || !p.ours(node) {
 			return
 		}
-		p.ensureAgent(ctx, node.Name)
-		pods, _ := p.pods.List(labels.Everything())
-		for _, pod := range pods {
-			if pod.Spec.NodeName == node.Name {
-				p.queue.Add(pod.Namespace + "/" + pod.Name)
-			}
+		p.applyFault(node)
+		if p.nodeFault(node.Name) == "" {
+			p.ensureAgent(ctx, node.Name)
 		}
+		p.requeueNode(node.Name)
 	}
 	if _, err := f.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: nodeChanged, UpdateFunc: func(_, n any) { nodeChanged(n) },
@@ -219,7 +262,7 @@ func main() {
 			log.Fatalf("cache sync failed for %v", typ)
 		}
 	}
-	log.Printf("running (stand-in %q, state %s)", p.standin, p.stateDir)
+	log.Printf("running (stand-in %q, state %s, watchdogs %q timeout %v)", p.standin, p.stateDir, p.watchdogDir, p.watchdogTO)
 	go wait.UntilWithContext(ctx, p.worker, time.Second)
 	<-ctx.Done()
 	p.queue.ShutDown()
@@ -275,6 +318,12 @@ func (p *player) sync(ctx context.Context, key string) error {
 	ns, name, _ := strings.Cut(key, "/")
 	pod, err := p.pods.Pods(ns).Get(name)
 	if apierrors.IsNotFound(err) {
+		p.mu.Lock()
+		st := p.state[key]
+		p.mu.Unlock()
+		if st != nil && p.nodeFault(st.node) != "" {
+			return nil // its node is down or cut off: it confirms nothing; requeued when it is back
+		}
 		return p.forget(ctx, key)
 	}
 	if err != nil {
@@ -284,8 +333,13 @@ func (p *player) sync(ctx context.Context, key string) error {
 		return nil
 	}
 	node, err := p.nodes.Get(pod.Spec.NodeName)
-	if err != nil || node.Labels[harness.NodeTypeLabel] != harness.NodeTypeValue {
+	if err != nil || !p.ours(node) {
 		return nil // not ours (or node gone)
+	}
+	if p.nodeFault(node.Name) != "" {
+		// Powered off, rebooting or cut off from the API: no status writes,
+		// no process changes, no deletion confirmations.
+		return nil
 	}
 	p.mu.Lock()
 	st := p.state[key]
@@ -350,8 +404,8 @@ func (p *player) sync(ctx context.Context, key string) error {
 		}
 	}
 
-	if pod.Status.Phase == corev1.PodRunning && pod.Status.PodIP != "" &&
-		pod.Labels[harness.SQLPodLabel] == harness.SQLPodValue && p.standin != "" {
+	if pod.Status.Phase == corev1.PodRunning && pod.Status.PodIP != "" && p.standin != "" &&
+		(pod.Labels[harness.SQLPodLabel] == harness.SQLPodValue || pod.Labels[harness.LabelStandin] == "true") {
 		if err := p.ensureProcess(ctx, pod, st); err != nil {
 			return err
 		}
@@ -429,7 +483,9 @@ func (p *player) terminate(ctx context.Context, pod *corev1.Pod, st *podState) e
 	}
 	if st.proc != nil {
 		p.stopProcess(st.proc, grace)
+		p.mu.Lock()
 		st.proc = nil
+		p.mu.Unlock()
 		log.Printf("%s: stand-in stopped (pod deleted)", key)
 	}
 	if err := p.release(ctx, key, st); err != nil {
@@ -481,7 +537,9 @@ func (p *player) forget(ctx context.Context, key string) error {
 	}
 	if st.proc != nil {
 		p.stopProcess(st.proc, 2*time.Second)
+		p.mu.Lock()
 		st.proc = nil
+		p.mu.Unlock()
 		log.Printf("%s: stand-in stopped (pod gone)", key)
 	}
 	if err := p.release(ctx, key, st); err != nil {
@@ -506,6 +564,26 @@ func (p *player) ensureProcess(ctx context.Context, pod *corev1.Pod, st *podStat
 		if st.proc.stopped {
 			return nil
 		}
+		p.mu.Lock()
+		killed := st.proc.killed
+		p.mu.Unlock()
+		if killed {
+			// Killed with its node (power-off, watchdog): the node is back
+			// and the pod still bound to it, so start it again, as a
+			// kubelet does after a reboot.
+			p.mu.Lock()
+			st.proc = nil
+			p.mu.Unlock()
+			log.Printf("%s: node %s back: starting the stand-in again", key, st.node)
+			pr, err := p.startProcess(pod, st)
+			if err != nil {
+				return err
+			}
+			p.mu.Lock()
+			st.proc = pr
+			p.mu.Unlock()
+			return nil
+		}
 		// Exited on its own: crash-loop back-off, as the kubelet does.
 		delay := p.backoff << min(st.restarts, 5)
 		delay = min(delay, 5*time.Minute)
@@ -513,7 +591,9 @@ func (p *player) ensureProcess(ctx context.Context, pod *corev1.Pod, st *podStat
 		st.nextStart = time.Now().Add(delay)
 		code := st.proc.cmd.ProcessState.ExitCode()
 		log.Printf("%s: stand-in exited (code %d); restart %d in %v", key, code, st.restarts, delay)
+		p.mu.Lock()
 		st.proc = nil
+		p.mu.Unlock()
 		p.patchContainerWaiting(ctx, pod, st.restarts, code)
 		p.queue.AddAfter(key, delay)
 		return nil
@@ -526,7 +606,9 @@ func (p *player) ensureProcess(ctx context.Context, pod *corev1.Pod, st *podStat
 	if err != nil {
 		return err
 	}
+	p.mu.Lock()
 	st.proc = pr
+	p.mu.Unlock()
 	if st.restarts > 0 {
 		p.patchContainerRunning(ctx, pod, st.restarts)
 	}
@@ -595,7 +677,8 @@ func (p *player) startProcess(pod *corev1.Pod, st *podState) (*proc, error) {
 		out.Close()
 		return nil, fmt.Errorf("start stand-in: %w", err)
 	}
-	pr := &proc{cmd: cmd, done: make(chan struct{})}
+	pr := &proc{cmd: cmd, done: make(chan struct{}), handles: volumeHandles(st.volumes)}
+	p.ledger.write("start", pr.handles, pod.Spec.NodeName, key)
 	pr.info = PodRuntime{
 		Namespace: pod.Namespace, Name: pod.Name, UID: uid, Node: pod.Spec.NodeName,
 		PodIP: pod.Status.PodIP, Listen: listen, Control: sock, PID: cmd.Process.Pid,
@@ -626,10 +709,15 @@ func (p *player) startProcess(pod *corev1.Pod, st *podState) (*proc, error) {
 		}
 		_ = cmd.Wait()
 		out.Close()
-		close(pr.done)
+		// The container is gone when its main process is: what is left of
+		// it goes too (as the runtime tears the container down), before the
+		// ledger says it stopped.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		if cg != "" {
-			_ = os.Remove(cg) // empty now unless something escaped the kill
+			killCgroup(cg)
 		}
+		p.ledger.write("stop", pr.handles, pod.Spec.NodeName, key)
+		close(pr.done)
 		p.queue.Add(key)
 	}()
 	return pr, nil
@@ -797,14 +885,32 @@ func (p *player) ensureAgent(ctx context.Context, node string) {
 		log.Printf("agent %s: %v", node, err)
 		return
 	}
-	// Every agent shares this machine's loopback: give each its own HTTP port.
-	port := p.agentPort + len(p.agents)
+	// Every agent shares this machine's loopback: give each its own HTTP
+	// port, the same one across restarts.
+	port, ok := p.ports[node]
+	if !ok {
+		port = p.agentPort + len(p.ports)
+		p.ports[node] = port
+	}
 	args := []string{"run", "--node-name", node, "--listen", fmt.Sprintf("127.0.0.1:%d", port)}
 	if p.agentConf != "" {
 		args = append(args, "--config", p.agentConf)
 	}
 	cmd := exec.Command(p.agentBin, args...)
 	cmd.Env = append(os.Environ(), "NODE_NAME="+node, "KUBECONFIG="+p.kubecfg)
+	if p.watchdogDir != "" {
+		w := p.watchdogs[node]
+		if w == nil {
+			var err error
+			if w, err = newWatchdog(p.watchdogDir, node, p.watchdogTO, p.fire); err != nil {
+				log.Printf("agent %s: watchdog: %v", node, err)
+				logf.Close()
+				return
+			}
+			p.watchdogs[node] = w
+		}
+		cmd.Env = append(cmd.Env, "EDGEWARDEN_WATCHDOG_DEVICE="+w.path)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -817,7 +923,7 @@ func (p *player) ensureAgent(ctx context.Context, node string) {
 	go func() {
 		_ = cmd.Wait()
 		logf.Close()
-		log.Printf("agent for node %s exited: %v", node, cmd.ProcessState)
+		log.Printf("agent for node %s (pid %d) exited: %v", node, cmd.Process.Pid, cmd.ProcessState)
 	}()
 }
 
