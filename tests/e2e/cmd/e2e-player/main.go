@@ -555,6 +555,9 @@ func (p *player) forget(ctx context.Context, key string) error {
 
 func (p *player) ensureProcess(ctx context.Context, pod *corev1.Pod, st *podState) error {
 	key := pod.Namespace + "/" + pod.Name
+	if p.nodeFault(st.node) != "" {
+		return nil // went down since sync looked
+	}
 	if st.proc != nil {
 		select {
 		case <-st.proc.done:
