@@ -189,6 +189,22 @@ func (e *env) remediator(tl *timeline, timeout time.Duration) (string, int32) {
 	return holder, transitions
 }
 
+// waitFenced waits until the agents of nodes advertise, in a heartbeat Lease
+// renewed after their watchdog was armed, that they are fenced: the
+// precondition of a fenced node's death (an unfenced one takes the
+// NodeNotFenced path). The agent arms once it has a SQL target, so this can
+// lag the pod's Ready by up to one renew interval.
+func (e *env) waitFenced(tl *timeline, nodes ...string) {
+	e.t.Helper()
+	for _, n := range nodes {
+		e.waitFor("the agent of "+n+" to advertise "+annFenced+"=true", 60*time.Second, func() (bool, error) {
+			l, err := e.client.CoordinationV1().Leases(agentNS).Get(e.ctx, "edgewarden-"+n, metav1.GetOptions{})
+			return err == nil && leaseFresh(l) && l.Annotations[annFenced] == "true", nil
+		})
+		tl.mark("heartbeat Lease edgewarden-%s says fenced", n)
+	}
+}
+
 // ---- node faults ---------------------------------------------------------
 
 // setFault powers a node off ("off"), cuts it off ("partitioned") or brings
@@ -1018,6 +1034,7 @@ func TestNodeLossA_NodeDies(t *testing.T) {
 	e.deploy(w, pl)
 	pod := e.waitWorkloadReady(w, 90*time.Second)
 	node := pod.Spec.NodeName
+	e.waitFenced(&tl, node)
 	obs := e.observe(&tl)
 	nl := e.observeNodeLoss(&tl)
 	since := time.Now()
@@ -1170,6 +1187,7 @@ func TestNodeLossC_LeaderDies(t *testing.T) {
 	e.deploy(w, placement{avoid: []string{leader}})
 	pod := e.waitWorkloadReady(w, 90*time.Second)
 	node := pod.Spec.NodeName
+	e.waitFenced(&tl, node)
 	obs := e.observe(&tl)
 	nl := e.observeNodeLoss(&tl)
 	since := time.Now()
@@ -1249,6 +1267,7 @@ func TestNodeLossD_BudgetOfOne(t *testing.T) {
 	if n1 == n2 {
 		t.Fatalf("both SQL pods on %s: the test needs them on two nodes", n1)
 	}
+	e.waitFenced(&tl, n1, n2)
 	obs := e.observe(&tl)
 	nl := e.observeNodeLoss(&tl)
 	since := time.Now()
@@ -1320,10 +1339,13 @@ func TestNodeLossD_BudgetOfOne(t *testing.T) {
 			t.Errorf("failover slot %s used with maxConcurrentFailovers 1", r.name)
 			continue
 		}
-		if !r.at.After(tFirst) {
+		// The slot is written before the taint, but two informers may
+		// deliver them in either order: half a second of slack (a slot is
+		// given back only once a replacement is Ready, seconds later).
+		if !r.at.After(tFirst.Add(500 * time.Millisecond)) {
 			slotAtFirst = r.node
 		}
-		if ok && !r.at.After(tSecond) {
+		if ok && !r.at.After(tSecond.Add(500*time.Millisecond)) {
 			slotAtSecond = r.node
 		}
 	}

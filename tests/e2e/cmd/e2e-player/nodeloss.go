@@ -336,32 +336,17 @@ func (p *player) killAgents(node string) []int {
 	if p.agentBin == "" {
 		return nil
 	}
-	var pids []int
 	p.mu.Lock()
-	if a := p.agents[node]; a != nil {
-		pids = append(pids, a.Process.Pid)
-		delete(p.agents, node)
-	}
+	delete(p.agents, node)
 	p.mu.Unlock()
-	for _, pid := range agentPids(p.agentBin, node) {
-		if !contains(pids, pid) {
-			pids = append(pids, pid)
-		}
-	}
+	// By command line only: the pid the player remembers may have exited
+	// (a test stopped it) and been reused by another process.
+	pids := agentPids(p.agentBin, node)
 	for _, pid := range pids {
 		_ = syscall.Kill(-pid, syscall.SIGKILL) // its own process group, when it leads one
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	return pids
-}
-
-func contains(s []int, v int) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // agentPids finds the running agents of node by their command line:
