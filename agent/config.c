@@ -1531,9 +1531,10 @@ static void read_fencing(struct ctx *x, struct buf *path, const json_t *obj,
 /* Which values the checks between sections may use: a key reported bad
  * already is not reported again as half of a bad pair. */
 struct valid_keys {
-    bool lease;        /* kubernetes.lease.duration and renewInterval, and their pair */
-    bool assume_dead;  /* remediation.assumeDeadAfter */
-    bool peer_timeout; /* fencing.peerTimeout */
+    bool lease;          /* kubernetes.lease.duration and renewInterval, and their pair */
+    bool assume_dead;    /* remediation.assumeDeadAfter */
+    bool peer_timeout;   /* fencing.peerTimeout */
+    bool renew_deadline; /* remediation.election.renewDeadline */
 };
 
 static void check_between_sections(struct ctx *x, struct buf *path, const struct config *c,
@@ -1550,6 +1551,22 @@ static void check_between_sections(struct ctx *x, struct buf *path, const struct
         size_t saved = path_push_key(x, path, "remediation");
         path_push_key(x, path, "assumeDeadAfter");
         fail(x, path_str(path), "must be 0 (never) or at least kubernetes.lease.duration (%s)",
+             duration);
+        path_pop(path, saved);
+    }
+    if (valid->renew_deadline && c->kubernetes.enabled && c->remediation.enabled &&
+        c->remediation.election_renew_deadline_ms >= k->lease_duration_ms) {
+        /* docs/model/README.md, finding 6: a leader keeps acting until its
+         * renewDeadline, while its /peer answer already says it cannot reach
+         * the API server once its heartbeat Lease ran out; a node cut off
+         * would then feed its watchdog on an "outage" verdict against the
+         * very agent about to fence it away. */
+        size_t saved = path_push_key(x, path, "remediation");
+        path_push_key(x, path, "election");
+        path_push_key(x, path, "renewDeadline");
+        fail(x, path_str(path),
+             "must be shorter than kubernetes.lease.duration (%s): the remediator must stop "
+             "acting before its own peers could think it cut off from the API server",
              duration);
         path_pop(path, saved);
     }
@@ -1578,7 +1595,8 @@ static void read_config(struct ctx *x, const json_t *root, struct config *c) {
         "apiVersion", "kind",   "nodeName",   "log",         "server",  "health", "defaults",
         "targets",    "policy", "kubernetes", "remediation", "fencing", NULL};
     struct probe_fields tds = builtin_tds, process = builtin_process;
-    struct valid_keys valid = {.lease = true, .assume_dead = true, .peer_timeout = true};
+    struct valid_keys valid = {
+        .lease = true, .assume_dead = true, .peer_timeout = true, .renew_deadline = true};
     struct buf path;
     const json_t *v;
     const char *s;
@@ -1650,7 +1668,9 @@ static void read_config(struct ctx *x, const json_t *root, struct config *c) {
     }
     if ((v = member(root, "remediation"))) {
         saved = path_push_key(x, &path, "remediation");
+        size_t before = x->count;
         read_remediation(x, &path, v, &c->remediation, &valid.assume_dead);
+        valid.renew_deadline = x->count == before; /* a bad election is reported once */
         path_pop(&path, saved);
     }
     if ((v = member(root, "fencing"))) {

@@ -468,6 +468,7 @@ START_TEST(test_kubernetes_values) {
 
     c = must_load(HEAD "kubernetes: {qps: 0.25, burst: 1, requestTimeout: 1, "
                        "lease: {duration: 1s, renewInterval: 998ms}, allowInsecure: true}\n"
+                       "remediation: {enabled: false}\n"
                        "fencing: {peerTimeout: 1}\n"
                        "policy: {relocateAfter: 0, restartAllowance: 0, quarantine: 0, "
                        "eventDedupWindow: 0, budgetRetry: 1, evict: {after: 0}, "
@@ -638,6 +639,7 @@ START_TEST(test_node_loss_values) {
 
     /* The high ends, inclusive. */
     c = must_load(HEAD "policy: {maxConcurrentFailovers: 100, failoverTimeout: 24h}\n"
+                       "kubernetes: {lease: {duration: 1h, renewInterval: 1m}}\n"
                        "remediation:\n"
                        "  election: {leaseDuration: 1h, renewDeadline: 59m59.999s, "
                        "retryPeriod: 59m59.998s}\n"
@@ -702,6 +704,15 @@ START_TEST(test_node_loss_invalid) {
     ck_assert_fails(HEAD "remediation: {election: {renewDeadline: 20s}}\n",
                     "remediation.election.renewDeadline: must be shorter than "
                     "remediation.election.leaseDuration (15s)\n");
+    /* docs/model/README.md, finding 6: a leader must stop acting before its
+     * own heartbeat Lease runs out. Only with remediation on. */
+    ck_assert_fails(HEAD "kubernetes: {enabled: true, lease: {duration: 10s, renewInterval: 2s}}\n",
+                    "remediation.election.renewDeadline: must be shorter than "
+                    "kubernetes.lease.duration (10s): the remediator must stop acting before its "
+                    "own peers could think it cut off from the API server\n");
+    config_free(must_load(HEAD
+                          "kubernetes: {enabled: true, lease: {duration: 10s, renewInterval: 2s}}\n"
+                          "remediation: {enabled: false}\n"));
     ck_assert_fails(HEAD "remediation: {election: {retryPeriod: 10s}}\n",
                     "remediation.election.retryPeriod: must be shorter than "
                     "remediation.election.renewDeadline (10s)\n");
