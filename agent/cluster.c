@@ -816,6 +816,8 @@ static void slots_object(enum kube_json_event_type type, const json_t *obj, void
     }
     if ((b = (struct bslot *)table_upsert(&c->slots, l.meta.name, sizeof(*b), &made))) {
         b->e.gen = c->gen_slots;
+        if (strcmp(b->lease.meta.resource_version, l.meta.resource_version))
+            b->releasing = false; /* a new record: judge it afresh */
         b->lease = l;
     }
 }
@@ -1299,7 +1301,9 @@ static void on_slot_released(struct call *call, int result, struct httpc_respons
     struct cluster *c = call->c;
     struct bslot *s = (struct bslot *)table_get(&c->slots, call->name);
 
-    if (s)
+    /* On success the slot stays "releasing" until the watch shows the new
+     * record, so it is not released twice. */
+    if (s && !ok_status(result, resp))
         s->releasing = false;
     if (ok_status(result, resp)) {
         count_action(c, "budget_released");
