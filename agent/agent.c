@@ -952,12 +952,10 @@ out:
 static void on_closed_handle(uv_handle_t *h) {
 }
 
-static void stop(struct agent *a) {
-    if (a->stopping)
-        return;
-    a->stopping = true;
-    notify_stopping(&a->notify);
-    log_info("stopping");
+/* The second half of stop(), once the cluster part has settled its watchdog. */
+static void stop_finish(void *data) {
+    struct agent *a = data;
+
     if (a->kube) {
         /* Stopping is not the targets leaving the node: what the API shows
          * stays as it is, for the next agent to reconcile with. */
@@ -987,6 +985,21 @@ static void stop(struct agent *a) {
     }
     if (a->notify_open)
         notify_close(&a->notify, NULL);
+}
+
+static void stop(struct agent *a) {
+    if (a->stopping)
+        return;
+    a->stopping = true;
+    notify_stopping(&a->notify);
+    log_info("stopping");
+    /* With an armed watchdog, first tell the API server this node is no
+     * longer fenced (bounded wait); the probes and the reporter run on
+     * meanwhile. */
+    if (a->cluster)
+        cluster_prepare_stop(a->cluster, stop_finish, a);
+    else
+        stop_finish(a);
 }
 
 static void on_signal(uv_signal_t *s, int signum) {

@@ -281,6 +281,14 @@ struct cluster {
     size_t round_n, round_pending;
     bool round_truncated;
 
+    /* clean stop: unfence first (cluster_prepare_stop) */
+    bool fenced_advertised; /* a renewal said fenced: "true" since the watchdog was armed */
+    bool unfencing;
+    bool unfence_acked;
+    uint64_t unfence_since_ms;
+    void (*unfence_cb)(void *data);
+    void *unfence_data;
+
     /* budget */
     struct breq *breqs;
     struct held *helds;
@@ -1723,6 +1731,7 @@ static void disarm(struct cluster *c, const char *why) {
     watchdog_close(c->wd, true);
     c->wd = NULL;
     c->feeding = false;
+    c->fenced_advertised = false;
     if (c->m.wd_armed)
         metric_set(c->m.wd_armed, NULL, 0);
     if (c->m.wd_feeding)
@@ -1847,7 +1856,9 @@ static size_t hook_annotations(struct kube_json_annotation *out, size_t cap, int
     struct cluster *c = data;
     static char timeout[24], until[KUBE_JSON_TIME_SIZE];
     size_t n = 0;
-    bool fenced = c->wd && c->feeding;
+    bool fenced = c->wd && c->feeding && !c->unfencing;
+
+    c->fenced_advertised |= fenced;
 
     if (cap < 4)
         return 0;
@@ -1865,10 +1876,29 @@ static size_t hook_annotations(struct kube_json_annotation *out, size_t cap, int
     return n;
 }
 
+static void unfence_done(struct cluster *c, bool acked) {
+    void (*cb)(void *) = c->unfence_cb;
+
+    if (!cb)
+        return;
+    c->unfence_cb = NULL;
+    c->unfence_acked = acked;
+    if (acked)
+        log_info("fencing: the API server shows this node unfenced; the watchdog can be disarmed");
+    else
+        log_error("fencing: could not tell the API server that this node stops being fenced "
+                  "(no heartbeat acknowledged within 3 s): the watchdog stays armed and fires "
+                  "unless a new agent feeds it in time");
+    cb(c->unfence_data);
+}
+
 static void hook_heartbeat_ok(uint64_t sent_ms, void *data) {
     struct cluster *c = data;
     fence_lease_ok(&c->fence, sent_ms);
-    kick(c);
+    if (c->unfencing && sent_ms >= c->unfence_since_ms)
+        unfence_done(c, true);
+    else
+        kick(c);
 }
 
 /* ---- the timer -------------------------------------------------------------------- */
@@ -1880,6 +1910,10 @@ static void on_timer(uv_timer_t *t) {
 
     if (c->closing)
         return;
+    if (c->unfencing && c->unfence_cb && now >= c->unfence_since_ms + 3000) {
+        unfence_done(c, false);
+        return; /* the callback closes c */
+    }
     election_tick(c, now);
     informers_for(c, leading_now(c), fencing_wanted(c), now);
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
@@ -2084,7 +2118,16 @@ void cluster_close(struct cluster *c, void (*cb)(void *data), void *data) {
     c->close_cb = cb;
     c->close_data = data;
     kube_set_hooks(c->k, NULL);
-    disarm(c, "the agent stops");
+    /* Disarm only what no remediator counts on: a watchdog never advertised,
+     * or one whose unfencing the API server acknowledged. A node that stopped
+     * feeding (fencing itself) must still fire. */
+    if (c->wd && c->feeding && (!c->fenced_advertised || c->unfence_acked)) {
+        disarm(c, "the agent stops");
+    } else if (c->wd) {
+        log_warn("fencing: watchdog %s left armed as the agent stops", watchdog_path(c->wd));
+        watchdog_close(c->wd, false);
+        c->wd = NULL;
+    }
     for (size_t i = 0; i < c->round_n; i++)
         if (c->round[i])
             peer_cancel(c->round[i]);
@@ -2099,6 +2142,26 @@ void cluster_close(struct cluster *c, void (*cb)(void *data), void *data) {
 }
 
 /* ---- JSON ------------------------------------------------------------------------- */
+
+void cluster_prepare_stop(struct cluster *c, void (*cb)(void *data), void *data) {
+    if (!c || c->closing || c->unfencing) {
+        if (cb)
+            cb(data);
+        return;
+    }
+    if (!c->wd || !c->feeding) {
+        /* Not armed, or not fed (fencing itself: it must fire anyway). */
+        cb(data);
+        return;
+    }
+    c->unfencing = true;
+    c->unfence_since_ms = now_ms(c);
+    c->unfence_cb = cb;
+    c->unfence_data = data;
+    log_info("fencing: stopping: advertising this node unfenced before the watchdog is disarmed");
+    kube_heartbeat_now(c->k);
+    kick(c);
+}
 
 json_t *cluster_peer_json(const struct cluster *c) {
     uint64_t now = now_ms(c), ok = kube_api_ok_ms(c->k);

@@ -65,8 +65,17 @@ struct cluster_options {
  * starts at once. 0, -EINVAL (*error says why; caller frees), -ENOMEM. */
 int cluster_new(uv_loop_t *loop, struct kube *k, const struct cluster_options *o,
                 struct cluster **out, char **error);
-/* Disarm the watchdog (magic close), give up leadership, cancel everything,
- * remove the hooks; cb(data) once the timer handle closed; c is freed then. */
+/* A clean stop, first half: with the watchdog armed, advertise
+ * `fenced: "false"` in a heartbeat renewal and wait (at most 3 s) for the API
+ * server to acknowledge it; only then may the watchdog be disarmed (a
+ * remediator must never count on a watchdog that is no longer armed:
+ * docs/model, finding 4). cb(data) runs when that is settled, at once when
+ * no watchdog is armed. */
+void cluster_prepare_stop(struct cluster *c, void (*cb)(void *data), void *data);
+/* Disarm the watchdog if cluster_prepare_stop() got the unfenced renewal
+ * acknowledged (else close it armed: a real watchdog then fires unless a new
+ * agent feeds it in time), give up leadership, cancel everything, remove the
+ * hooks; cb(data) once the timer handle closed; c is freed then. */
 void cluster_close(struct cluster *c, void (*cb)(void *data), void *data);
 
 /* The answer to GET /peer: {"node", "apiReachable", "apiOkAgeMs", "leader",

@@ -161,6 +161,7 @@ struct kube {
     uint64_t lease_backoff_ms;
     int64_t lease_acquire_us;
     uint64_t lease_renewals;
+    bool lease_again; /* renew again as soon as the renewal in flight ends */
 
     /* service-account token re-read, off the loop */
     struct kube_auth token_auth; /* token and token_file only */
@@ -1271,6 +1272,10 @@ static void on_lease_done(struct req *r, int result, struct httpc_response *resp
         k->lease_due_ms = now_ms(k) + k->lease_renew_ms;
         if (k->hooks.heartbeat_ok)
             k->hooks.heartbeat_ok(k->lease_sent_ms, k->hooks.data);
+        if (k->lease_again) {
+            k->lease_again = false;
+            k->lease_due_ms = now_ms(k);
+        }
         if (r->kind == REQ_LEASE_CREATE)
             log_info("kubernetes: heartbeat Lease %s%s created in namespace %s",
                      KUBE_JSON_INSTANCE_PREFIX, k->node, k->ns);
@@ -2012,4 +2017,13 @@ const struct kube_json_selector *kube_pod_selector(const struct kube *k) {
 
 void kube_log_http_failure(const char *what, int result, const struct httpc_response *resp) {
     log_http_failure(NULL, what, result, resp);
+}
+
+void kube_heartbeat_now(struct kube *k) {
+    if (k->closing)
+        return;
+    if (!k->lease_in_flight)
+        lease_send(k);
+    else
+        k->lease_again = true; /* the renewal in flight predates the caller's news */
 }

@@ -153,6 +153,9 @@ void kube_count_watch_restart(struct kube *k, const char *resource, const char *
 /* kube_now_ms() of the last useful answer from the API server (not 5xx,
  * 401, 403, and not a transport error); 0 before any. */
 uint64_t kube_api_ok_ms(const struct kube *k);
+/* Renew the heartbeat Lease now (after the one in flight, if any), so that
+ * changed annotations reach the API server at once. */
+void kube_heartbeat_now(struct kube *k);
 /* Targets (slots) this agent supervises now, gone ones not counted. */
 size_t kube_target_count(const struct kube *k);
 const char *kube_node_name(const struct kube *k);
