@@ -233,7 +233,9 @@ func TestManifestsRender(t *testing.T) {
 		kinds = append(kinds, o.GetKind())
 	}
 	slices.Sort(kinds)
-	if want := []string{"ClusterRole", "ClusterRoleBinding", "ConfigMap", "DaemonSet", "Namespace", "Role", "RoleBinding", "ServiceAccount"}; !slices.Equal(kinds, want) {
+	// Two Roles and bindings: the agent's namespace, and kube-node-lease (read
+	// the kubelets' Leases, for the remediator).
+	if want := []string{"ClusterRole", "ClusterRoleBinding", "ConfigMap", "DaemonSet", "Namespace", "Role", "Role", "RoleBinding", "RoleBinding", "ServiceAccount"}; !slices.Equal(kinds, want) {
 		t.Errorf("k8s/base renders %v, want %v", kinds, want)
 	}
 	ds := mfConvert[appsv1.DaemonSet](t, mfFind(t, base, "DaemonSet", "edgewarden"))
