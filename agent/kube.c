@@ -55,6 +55,12 @@ struct kube_slot {
     uint64_t id;        /* names it to the budget hook */
     bool budget_held;   /* the budget hook granted a slot */
     bool budget_evicts; /* NoExecute wanted while the budget was held */
+    /* An eviction that got no answer (or a 5xx/429) is sent again, with
+     * backoff, while the pod is still here: the taint manager's own
+     * eviction can be lost with an API server restart, and this is the
+     * backstop (scenario f). */
+    uint64_t evict_retry_at_ms; /* 0: none pending */
+    uint64_t evict_backoff_ms;
     char *key;
     bool has_pod;
     char pod_ns[KUBE_JSON_NAMESPACE_SIZE];
@@ -1444,9 +1450,16 @@ static void on_req_done(int result, struct httpc_response *resp, void *data) {
         on_get_node_done(r, result, resp);
         break;
     case REQ_EVENT:
+        if (result < 0 || resp->status < 200 || resp->status >= 300)
+            log_http_failure(k, what_for(r->kind), result, resp);
+        break;
     case REQ_EVICT:
         if (result < 0 || resp->status < 200 || resp->status >= 300)
             log_http_failure(k, what_for(r->kind), result, resp);
+        if (r->slot && !r->slot->gone && (result < 0 || resp->status >= 500 || resp->status == 429))
+            r->slot->evict_retry_at_ms = now_ms(k) + next_backoff(&r->slot->evict_backoff_ms);
+        else if (r->slot)
+            r->slot->evict_retry_at_ms = 0;
         break;
     case REQ_LEASE_GET:
     case REQ_LEASE_CREATE:
@@ -1631,6 +1644,12 @@ static void on_timer(uv_timer_t *t) {
                 handle_actions(s, &acts);
         }
     }
+    for (struct kube_slot *s = k->slots; s; s = s->next)
+        if (s->evict_retry_at_ms && s->evict_retry_at_ms <= now) {
+            s->evict_retry_at_ms = 0;
+            if (!s->gone && s->has_pod && pod_find(k, s->pod_uid))
+                post_eviction(s);
+        }
     gc_slots(k);
     if (k->lease_due_ms <= now)
         lease_send(k);
@@ -1653,6 +1672,8 @@ static void arm_timer(struct kube *k) {
             due = d;
         if (!s->ready.in_flight && s->ready.retry_at_ms && s->ready.retry_at_ms < due)
             due = s->ready.retry_at_ms;
+        if (s->evict_retry_at_ms && s->evict_retry_at_ms < due)
+            due = s->evict_retry_at_ms;
         if (s->gone && !s->refs && due > now + 1000)
             due = now + 1000; /* collect it */
     }
