@@ -266,6 +266,7 @@ struct cluster {
     unsigned gen_hb, gen_kl, gen_nodes, gen_pods, gen_slots;
     bool quorum;
     size_t agents_live, agents_known;
+    uint64_t agents_counted_ms;
 
     /* fencing */
     struct fence fence;
@@ -1680,7 +1681,12 @@ static void sweep(struct cluster *c, uint64_t now) {
     if (!leading_now(c) || !informer_synced(c->inf_hb) || !informer_synced(c->inf_nodes) ||
         !informer_synced(c->inf_pods) || !informer_synced(c->inf_kl))
         return;
-    count_agents(c, now);
+    /* The quorum walks every heartbeat Lease: once a second is enough (it
+     * only gates taints whose deadlines are seconds long). */
+    if (now >= c->agents_counted_ms + 1000) {
+        count_agents(c, now);
+        c->agents_counted_ms = now;
+    }
     /* The nodes that matter: those with a SQL pod, and those with out-of-service. */
     FOREACH(&c->pods, e) {
         bool made;
