@@ -111,7 +111,11 @@ class AgentRun(unittest.TestCase):
         elapsed = time.monotonic() - t0
         print(f"engine exit -> failed seen by the test in {elapsed * 1000:.1f} ms (process interval 10 s)")
         self.assertLess(elapsed, 1.0 * SLOW)
-        self.assertEqual(a.target("sql")["reason"], "EngineExited")
+        # The failure is the exit itself (the pidfd), not a later probe: the
+        # first transition to failed names it. (The reason may move on to
+        # ListenerRefused before /status is read, on a slow machine.)
+        failed = [l for l in a.log_lines() if "-> failed" in l.get("msg", "")]
+        self.assertTrue(failed and "(EngineExited)" in failed[0]["msg"], failed[:1])
         a.wait_state("sql", "healthy", 10)
         self.assertNotEqual(self.standin.engine_pid, old)
         self.assertEqual(a.metric("edgewarden_process_restarts_total", target="sql"), 1)
