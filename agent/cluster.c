@@ -303,6 +303,8 @@ struct call {
     void (*done)(struct call *call, int result, struct httpc_response *resp);
     struct breq *breq;
     char name[KUBE_JSON_NAME_SIZE]; /* the object: node, pod uid, slot */
+    char pod_ns[KUBE_JSON_NAMESPACE_SIZE], pod_name[KUBE_JSON_NAME_SIZE];
+    char pod_node[KUBE_JSON_NAME_SIZE];
     unsigned index;
     uint64_t slot_id;
     bool oos_present; /* a taint write: what it writes */
@@ -1029,14 +1031,16 @@ static void on_pod_deleted(struct call *call, int result, struct httpc_response 
     struct rpod *p = (struct rpod *)table_get(&c->pods, call->name);
 
     if (ok_status(result, resp) || (result == 0 && (resp->status == 404 || resp->status == 409))) {
-        /* 404: gone already; 409: the UID precondition failed (a new pod). */
+        /* 404: gone already; 409: the UID precondition failed (a new pod).
+         * The pod's names travel with the call: the watch may have dropped
+         * it from the cache before this answer arrives. */
         if (ok_status(result, resp)) {
             count_action(c, "pod_force_deleted");
-            if (p)
-                post_node_event(c, p->node, POLICY_EVENT_WARNING, "ForceDelete", "PodForceDeleted",
-                                "force-deleted pod %s/%s (grace period 0) on the out-of-service "
-                                "node, so its replacement can attach the volume elsewhere",
-                                p->ns, p->name);
+            post_node_event(c, call->pod_node, POLICY_EVENT_WARNING, "ForceDelete",
+                            "PodForceDeleted",
+                            "force-deleted pod %s/%s (grace period 0) on the out-of-service "
+                            "node, so its replacement can attach the volume elsewhere",
+                            call->pod_ns, call->pod_name);
         }
         return;
     }
@@ -1060,6 +1064,9 @@ static void force_delete(struct cluster *c, struct rpod *p) {
         return;
     }
     snprintf(call->name, sizeof(call->name), "%s", p->e.name);
+    snprintf(call->pod_ns, sizeof(call->pod_ns), "%s", p->ns);
+    snprintf(call->pod_name, sizeof(call->pod_name), "%s", p->name);
+    snprintf(call->pod_node, sizeof(call->pod_node), "%s", p->node);
     if (send_call(c, call, "DELETE", url, "application/json", body) == 0)
         p->force_sent = true;
 }
