@@ -1674,6 +1674,16 @@ static void remediate(struct cluster *c, struct rnode *n, uint64_t now, uint64_t
     default:
         break;
     }
+    if (d.verdict == REMEDY_NONE || d.verdict == REMEDY_WATCH || d.verdict == REMEDY_LIFT) {
+        /* The node is alive (or back): a slot still being asked for is not
+         * needed any more (a late grant is given back at once); one held is
+         * given back by the leader's sweep or runs out. */
+        for (struct breq *b = c->breqs; b && n->slot_asked; b = b->next)
+            if (b->for_node && !strcmp(b->node, n->e.name))
+                b->dead = true;
+        n->slot_asked = false;
+        n->has_slot = false;
+    }
     if (d.force_delete && n->oos)
         FOREACH(&c->pods, e) {
             struct rpod *p = (struct rpod *)e;
