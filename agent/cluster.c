@@ -1396,17 +1396,41 @@ static bool replacements_ready(struct cluster *c, const struct kube_json_lease *
     return any;
 }
 
+/* A slot held without pods (static mode: no replacement to wait for) is
+ * over once its node carries no evicting taint any more (edgewarden's
+ * NoExecute, out-of-service), and the slot is older than this: the taint
+ * follows the grant within milliseconds. */
+#define STATIC_SETTLE_US (10LL * 1000000)
+
+static bool evicting_taint(const struct rnode *n) {
+    for (size_t i = 0; n && i < n->n_taints; i++)
+        if ((!strcmp(n->taints[i].key, POLICY_TAINT_KEY) &&
+             !strcmp(n->taints[i].effect, "NoExecute")) ||
+            !strcmp(n->taints[i].key, OOS_KEY))
+            return true;
+    return false;
+}
+
 static void slots_sweep(struct cluster *c) {
     FOREACH(&c->slots, e) {
         struct bslot *s = (struct bslot *)e;
+        const char *why = "every pod it moved has a Ready replacement";
         unsigned index;
 
         if (s->releasing || slot_free(&s->lease) ||
-            sscanf(s->e.name, SLOT_PREFIX "%u", &index) != 1 || !replacements_ready(c, &s->lease))
+            sscanf(s->e.name, SLOT_PREFIX "%u", &index) != 1)
             continue;
+        if (!s->lease.failover_pods[0]) {
+            struct rnode *n = rnode_of(c, s->lease.failover_node);
+            if (!informer_synced(c->inf_nodes) || (n && n->exists && evicting_taint(n)) ||
+                wall_us() - kube_json_lease_renew_us(&s->lease) < STATIC_SETTLE_US)
+                continue;
+            why = "no pod to wait for, and its node carries no evicting taint any more";
+        } else if (!replacements_ready(c, &s->lease)) {
+            continue;
+        }
         s->releasing = true;
-        release_slot(c, index, s->lease.meta.resource_version,
-                     "every pod it moved has a Ready replacement");
+        release_slot(c, index, s->lease.meta.resource_version, why);
     }
 }
 

@@ -172,15 +172,15 @@ policy:
   restartAllowance: 5s
   quarantine: %s
   eventDedupWindow: 1s
+remediation:
+  # The remediator stops acting before its heartbeat Lease runs out.
+  election: {renewDeadline: 8s}
 kubernetes:
   enabled: true
   kubeconfig: %s
   namespace: %s
   requestTimeout: 5s
   lease: {duration: 10s, renewInterval: 2s}
-remediation:
-  # The remediator stops acting before its heartbeat Lease runs out.
-  election: {renewDeadline: 8s}
 %s`, c.node, strings.Split(c.target, ":")[0], strings.Split(c.target, ":")[1], c.relocateAfter, c.quarantine,
 		c.kubeconfig, agentNS, c.extra)
 }
