@@ -1208,6 +1208,39 @@ static bool taint_equal(const struct kube_json_taint *a, const struct kube_json_
            !strcmp(a->effect, b->effect) && !strcmp(a->time_added, b->time_added);
 }
 
+/* The list with every taint of key replaced by one (at the place of the
+ * first, appended when there was none) or, with one NULL, removed; the other
+ * taints kept exactly and in order. *changed: the list differs. */
+static int splice_taints(const struct kube_json_taint *current, size_t n, const char *key,
+                         const struct kube_json_taint *one, struct kube_json_taint *out, size_t cap,
+                         size_t *n_out, bool *changed) {
+    bool placed = false;
+    size_t m = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(current[i].key, key)) {
+            if (m == cap)
+                return -ENOBUFS;
+            out[m++] = current[i];
+        } else if (one && !placed) {
+            if (m == cap)
+                return -ENOBUFS;
+            out[m++] = *one;
+            placed = true;
+        }
+    }
+    if (one && !placed) {
+        if (m == cap)
+            return -ENOBUFS;
+        out[m++] = *one;
+    }
+    *n_out = m;
+    *changed = m != n;
+    for (size_t i = 0; i < m && !*changed; i++)
+        *changed = !taint_equal(&out[i], &current[i]);
+    return 0;
+}
+
 int kube_json_taints_edit(const struct kube_json_taint *current, size_t n,
                           enum policy_taint desired, int64_t now_unix, struct kube_json_taint *out,
                           size_t cap, size_t *n_out, bool *changed) {
@@ -1215,8 +1248,6 @@ int kube_json_taints_edit(const struct kube_json_taint *current, size_t n,
                          : desired == POLICY_TAINT_NOSCHEDULE ? "NoSchedule"
                                                               : NULL;
     struct kube_json_taint ours;
-    bool placed = false;
-    size_t m = 0;
 
     if ((!current && n) || !out || !n_out || !changed || n > KUBE_JSON_MAX_ENTRIES ||
         (desired != POLICY_TAINT_NONE && !effect))
@@ -1239,30 +1270,8 @@ int kube_json_taints_edit(const struct kube_json_taint *current, size_t n,
                 return -EINVAL;
         }
     }
-    for (size_t i = 0; i < n; i++) {
-        const struct kube_json_taint *t = &current[i];
-
-        if (strcmp(t->key, POLICY_TAINT_KEY)) {
-            if (m == cap)
-                return -ENOBUFS;
-            out[m++] = *t;
-        } else if (effect && !placed) {
-            if (m == cap)
-                return -ENOBUFS;
-            out[m++] = ours;
-            placed = true;
-        }
-    }
-    if (effect && !placed) {
-        if (m == cap)
-            return -ENOBUFS;
-        out[m++] = ours;
-    }
-    *n_out = m;
-    *changed = m != n;
-    for (size_t i = 0; i < m && !*changed; i++)
-        *changed = !taint_equal(&out[i], &current[i]);
-    return 0;
+    return splice_taints(current, n, POLICY_TAINT_KEY, effect ? &ours : NULL, out, cap, n_out,
+                         changed);
 }
 
 static bool taint_ok(const struct kube_json_taint *t) {
@@ -1440,8 +1449,6 @@ int kube_json_taint_set(const struct kube_json_taint *current, size_t n, const c
                         const char *value, const char *effect, bool present, int64_t now_unix,
                         struct kube_json_taint *out, size_t cap, size_t *n_out, bool *changed) {
     struct kube_json_taint want;
-    bool placed = false;
-    size_t m = 0;
 
     if ((!current && n) || !out || !n_out || !changed || n > KUBE_JSON_MAX_ENTRIES || !key ||
         !qualified_name(key, strlen(key)) || !value || strlen(value) >= sizeof(want.value) ||
@@ -1462,28 +1469,7 @@ int kube_json_taint_set(const struct kube_json_taint *current, size_t n, const c
     /* A new taint gets its timeAdded; one kept stays exactly as it is. */
     if (present && !kept && format_time(now_unix, -1, want.time_added) < 0)
         return -EINVAL;
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(current[i].key, key)) {
-            if (m == cap)
-                return -ENOBUFS;
-            out[m++] = current[i];
-        } else if (present && !placed) {
-            if (m == cap)
-                return -ENOBUFS;
-            out[m++] = want;
-            placed = true;
-        }
-    }
-    if (present && !placed) {
-        if (m == cap)
-            return -ENOBUFS;
-        out[m++] = want;
-    }
-    *n_out = m;
-    *changed = m != n;
-    for (size_t i = 0; i < m && !*changed; i++)
-        *changed = !taint_equal(&out[i], &current[i]);
-    return 0;
+    return splice_taints(current, n, key, present ? &want : NULL, out, cap, n_out, changed);
 }
 
 /* ------------------------------------------------------------------------ */
