@@ -230,6 +230,15 @@ struct peer_slot {
     size_t i;
 };
 
+/* A table kept by a list+watch (struct cache_kind: how). */
+struct cache {
+    struct cluster *c;
+    const struct cache_kind *kind;
+    struct table t;
+    unsigned gen; /* of the current list: an entry of an older one is swept */
+    struct informer *inf;
+};
+
 struct cluster_metrics {
     struct metric_family *leader, *transitions, *actions, *quorum, *agents;
     struct metric_family *budget_waiting, *budget_requests;
@@ -261,9 +270,7 @@ struct cluster {
     uint64_t leader_transitions;
 
     /* caches (the heartbeat Leases also while fencing) */
-    struct informer *inf_hb, *inf_kl, *inf_nodes, *inf_pods, *inf_slots;
-    struct table hbs, kls, nodes, pods, slots;
-    unsigned gen_hb, gen_kl, gen_nodes, gen_pods, gen_slots;
+    struct cache hbs, kls, nodes, pods, slots;
     bool quorum;
     size_t agents_live, agents_known;
     uint64_t agents_counted_ms;
@@ -293,10 +300,14 @@ struct cluster {
     /* budget */
     struct breq *breqs;
     struct held *helds;
-    unsigned requests_in_flight; /* HTTP requests of ours outstanding */
+    struct call *calls; /* HTTP requests of ours outstanding */
 };
 
+/* A request of ours in flight. Every one is on cluster.calls, so closing
+ * can cancel and free those the client will never answer. */
 struct call {
+    struct call *next, **pprev;
+    struct httpc_call *h;
     struct cluster *c;
     const char *verb, *resource;
     uint64_t start_ns;
@@ -354,11 +365,17 @@ static bool leading_now(const struct cluster *c) {
 
 /* ---- requests ------------------------------------------------------------- */
 
+static void call_unlink(struct call *call) {
+    *call->pprev = call->next;
+    if (call->next)
+        call->next->pprev = call->pprev;
+}
+
 static void on_call_done(int result, struct httpc_response *resp, void *data) {
     struct call *call = data;
     struct cluster *c = call->c;
 
-    c->requests_in_flight--;
+    call_unlink(call);
     kube_observe_answer(c->k, call->verb, call->resource, result, resp, call->start_ns);
     if (!c->closing)
         call->done(call, result, resp);
@@ -387,14 +404,18 @@ static int send_call(struct cluster *c, struct call *call, const char *method, c
     call->start_ns = uv_hrtime();
     if (log_enabled(LOG_LEVEL_DEBUG))
         log_debug("cluster: %s %s%s%s", method, path, body ? " " : "", body ? body : "");
-    r = httpc_request(kube_http(c->k), &hr, on_call_done, call, NULL);
+    r = httpc_request(kube_http(c->k), &hr, on_call_done, call, &call->h);
     if (r < 0) {
         log_error_errno(r, "cluster: %s %s", method, path);
         free(call->body);
         free(call);
         return r;
     }
-    c->requests_in_flight++;
+    call->next = c->calls;
+    if (c->calls)
+        c->calls->pprev = &call->next;
+    call->pprev = &c->calls;
+    c->calls = call;
     return 0;
 }
 
@@ -597,14 +618,15 @@ static struct kube_json_selector label_selector(const char *value) {
     return sel;
 }
 
+/* The informers' URLs; data is the cache. */
 static int url_hb(char *out, size_t size, const struct kube_json_query *q, void *data) {
-    struct cluster *c = data;
+    const struct cluster *c = ((struct cache *)data)->c;
     struct kube_json_selector sel = label_selector("heartbeat");
     return kube_json_url_leases(out, size, c->ns, NULL, &sel, q);
 }
 
 static int url_slots(char *out, size_t size, const struct kube_json_query *q, void *data) {
-    struct cluster *c = data;
+    const struct cluster *c = ((struct cache *)data)->c;
     struct kube_json_selector sel = label_selector("failover");
     return kube_json_url_leases(out, size, c->ns, NULL, &sel, q);
 }
@@ -620,7 +642,7 @@ static int url_nodes(char *out, size_t size, const struct kube_json_query *q, vo
 }
 
 static int url_pods(char *out, size_t size, const struct kube_json_query *q, void *data) {
-    struct cluster *c = data;
+    const struct cluster *c = ((struct cache *)data)->c;
     return kube_json_url_pods_all(out, size, kube_pod_selector(c->k), q);
 }
 
@@ -633,71 +655,151 @@ static uint64_t seen_time(const struct cluster *c, bool made, const char *old_re
     return old_seen;
 }
 
-static void hb_reset(void *data) {
-    struct cluster *c = data;
-    c->gen_hb++;
+/* ---- watch caches ---------------------------------------------------------- */
+
+/* One object of a list or watch, parsed. */
+union record {
+    struct kube_json_lease lease;
+    struct kube_json_node node;
+    struct kube_json_pod pod;
+};
+
+/* What differs between the caches: how an object is read and kept. */
+struct cache_kind {
+    const char *resource, *what;
+    int (*url)(char *out, size_t size, const struct kube_json_query *q, void *data);
+    size_t entry_size;
+    /* Parse obj into r and point *key into it; < 0 passes the object over. */
+    int (*parse)(const json_t *obj, union record *r, const char **key);
+    /* Fill an entry, new (made) or not, from r; r is freed afterwards. */
+    void (*fill)(struct cluster *c, struct entry *e, bool made, union record *r);
+    void (*free_record)(union record *r); /* NULL: nothing to free */
+    /* NULL: a deleted object's entry is dropped. Otherwise it is kept and
+     * this marks it gone (the remediator's node record outlives the Node). */
+    void (*gone)(struct entry *e);
+    void (*free_entry)(struct entry *e); /* NULL: free() */
+};
+
+static void cache_reset(void *data) {
+    struct cache *x = data;
+    x->gen++;
 }
 
-static void hb_object(enum kube_json_event_type type, const json_t *obj, void *data) {
-    struct cluster *c = data;
-    struct kube_json_lease l;
-    struct hb *h;
+static void cache_object(enum kube_json_event_type type, const json_t *obj, void *data) {
+    struct cache *x = data;
+    const struct cache_kind *k = x->kind;
+    union record r;
+    const char *key;
+    struct entry *e;
     bool made;
 
-    if (kube_json_lease_from_json(obj, &l, NULL) < 0 || !l.holder[0])
+    if (k->parse(obj, &r, &key) < 0)
         return;
-    if (type == KUBE_JSON_DELETED) {
-        struct entry *e = table_get(&c->hbs, l.holder);
-        if (e)
-            table_del(&c->hbs, e, NULL);
+    if (type == KUBE_JSON_DELETED || !key[0]) {
+        if ((e = table_get(&x->t, key))) {
+            if (k->gone)
+                k->gone(e);
+            else
+                table_del(&x->t, e, k->free_entry);
+        }
+    } else if ((e = table_upsert(&x->t, key, k->entry_size, &made))) {
+        e->gen = x->gen;
+        k->fill(x->c, e, made, &r);
+    }
+    if (k->free_record)
+        k->free_record(&r);
+}
+
+/* A relist is complete: an entry it did not list again is gone. */
+static void cache_synced(void *data) {
+    struct cache *x = data;
+
+    if (!x->kind->gone) {
+        table_sweep(&x->t, x->gen, x->kind->free_entry);
         return;
     }
-    if (!(h = (struct hb *)table_upsert(&c->hbs, l.holder, sizeof(*h), &made)))
-        return;
-    h->seen_ms = seen_time(c, made, h->renew_time, l.renew_time, h->seen_ms);
-    h->e.gen = c->gen_hb;
-    snprintf(h->renew_time, sizeof(h->renew_time), "%s", l.renew_time);
-    h->duration_ms = (uint64_t)l.duration_s * 1000;
-    h->fenced = l.fenced && l.watchdog_timeout_s > 0;
-    h->watchdog_ms = (uint64_t)l.watchdog_timeout_s * 1000;
-    snprintf(h->peer_address, sizeof(h->peer_address), "%s", l.peer_address);
+    FOREACH(&x->t, e)
+    if (e->gen != x->gen)
+        x->kind->gone(e);
 }
 
-static void hb_synced(void *data) {
-    struct cluster *c = data;
-    table_sweep(&c->hbs, c->gen_hb, NULL);
+/* Stop watching and forget. */
+static void cache_stop(struct cache *x) {
+    informer_stop(x->inf);
+    table_clear(&x->t, x->kind->free_entry);
 }
 
-static void kl_reset(void *data) {
-    struct cluster *c = data;
-    c->gen_kl++;
+static void cache_free(struct cache *x) {
+    informer_free(x->inf);
+    x->inf = NULL;
+    if (x->kind)
+        table_clear(&x->t, x->kind->free_entry);
 }
 
-static void kl_object(enum kube_json_event_type type, const json_t *obj, void *data) {
-    struct cluster *c = data;
-    struct kube_json_lease l;
-    struct kl *x;
-    bool made;
-
-    if (kube_json_lease_from_json(obj, &l, NULL) < 0)
-        return;
-    if (type == KUBE_JSON_DELETED) {
-        struct entry *e = table_get(&c->kls, l.meta.name);
-        if (e)
-            table_del(&c->kls, e, NULL);
-        return;
-    }
-    if (!(x = (struct kl *)table_upsert(&c->kls, l.meta.name, sizeof(*x), &made)))
-        return;
-    x->seen_ms = seen_time(c, made, x->renew_time, l.renew_time, x->seen_ms);
-    x->e.gen = c->gen_kl;
-    snprintf(x->renew_time, sizeof(x->renew_time), "%s", l.renew_time);
+static void cache_wake(void *data) {
+    struct cache *x = data;
+    kick(x->c);
 }
 
-static void kl_synced(void *data) {
-    struct cluster *c = data;
-    table_sweep(&c->kls, c->gen_kl, NULL);
+static int cache_init(struct cluster *c, struct cache *x, const struct cache_kind *kind) {
+    struct informer_options o = {
+        .resource = kind->resource,
+        .what = kind->what,
+        .url = kind->url,
+        .ops = {.reset = cache_reset,
+                .object = cache_object,
+                .synced = cache_synced,
+                .wake = cache_wake},
+        .data = x,
+    };
+    x->c = c;
+    x->kind = kind;
+    return informer_new(c->k, &o, &x->inf);
 }
+
+/* Leases */
+
+static int parse_lease(const json_t *obj, union record *r, const char **key) {
+    *key = r->lease.meta.name;
+    return kube_json_lease_from_json(obj, &r->lease, NULL);
+}
+
+/* An agent's heartbeat Lease is keyed by its holder: the node. */
+static int parse_hb(const json_t *obj, union record *r, const char **key) {
+    *key = r->lease.holder;
+    return kube_json_lease_from_json(obj, &r->lease, NULL) < 0 || !r->lease.holder[0] ? -1 : 0;
+}
+
+static void fill_hb(struct cluster *c, struct entry *e, bool made, union record *r) {
+    struct hb *h = (struct hb *)e;
+    const struct kube_json_lease *l = &r->lease;
+
+    h->seen_ms = seen_time(c, made, h->renew_time, l->renew_time, h->seen_ms);
+    snprintf(h->renew_time, sizeof(h->renew_time), "%s", l->renew_time);
+    h->duration_ms = (uint64_t)l->duration_s * 1000;
+    h->fenced = l->fenced && l->watchdog_timeout_s > 0;
+    h->watchdog_ms = (uint64_t)l->watchdog_timeout_s * 1000;
+    snprintf(h->peer_address, sizeof(h->peer_address), "%s", l->peer_address);
+}
+
+static void fill_kl(struct cluster *c, struct entry *e, bool made, union record *r) {
+    struct kl *x = (struct kl *)e;
+
+    x->seen_ms = seen_time(c, made, x->renew_time, r->lease.renew_time, x->seen_ms);
+    snprintf(x->renew_time, sizeof(x->renew_time), "%s", r->lease.renew_time);
+}
+
+static void fill_slot(struct cluster *c, struct entry *e, bool made, union record *r) {
+    struct bslot *b = (struct bslot *)e;
+
+    (void)c;
+    (void)made;
+    if (strcmp(b->lease.meta.resource_version, r->lease.meta.resource_version))
+        b->releasing = false; /* a new record: judge it afresh */
+    b->lease = r->lease;
+}
+
+/* Nodes */
 
 static void rnode_free(struct entry *e) {
     struct rnode *n = (struct rnode *)e;
@@ -705,12 +807,8 @@ static void rnode_free(struct entry *e) {
     free(n);
 }
 
-static void nodes_reset(void *data) {
-    struct cluster *c = data;
-    c->gen_nodes++;
-}
-
-static void rnode_gone(struct rnode *n) {
+static void rnode_gone(struct entry *e) {
+    struct rnode *n = (struct rnode *)e;
     n->exists = false;
     n->ready = false;
     free(n->taints);
@@ -718,6 +816,11 @@ static void rnode_gone(struct rnode *n) {
     n->n_taints = 0;
     n->oos = false;
     n->rv[0] = '\0';
+}
+
+static int parse_node(const json_t *obj, union record *r, const char **key) {
+    *key = r->node.meta.name;
+    return kube_json_node_from_json(obj, &r->node, NULL);
 }
 
 /* Take over the node's fields; nd's taints are moved. */
@@ -739,146 +842,94 @@ static void rnode_take(struct rnode *n, struct kube_json_node *nd) {
             n->oos = true;
 }
 
-static void nodes_object(enum kube_json_event_type type, const json_t *obj, void *data) {
-    struct cluster *c = data;
-    struct kube_json_node nd;
-    struct rnode *n;
-    bool made;
-
-    if (kube_json_node_from_json(obj, &nd, NULL) < 0)
-        return;
-    n = (struct rnode *)table_upsert(&c->nodes, nd.meta.name, sizeof(*n), &made);
-    if (n) {
-        n->e.gen = c->gen_nodes;
-        if (type == KUBE_JSON_DELETED)
-            rnode_gone(n);
-        else
-            rnode_take(n, &nd);
-    }
-    kube_json_node_free(&nd);
+static void fill_node(struct cluster *c, struct entry *e, bool made, union record *r) {
+    (void)c;
+    (void)made;
+    rnode_take((struct rnode *)e, &r->node);
 }
 
-static void nodes_synced(void *data) {
-    struct cluster *c = data;
-    /* A node not listed again is gone; its remediation record goes with it
-     * unless a write is in flight. */
-    FOREACH(&c->nodes, e)
-    if (e->gen != c->gen_nodes)
-        rnode_gone((struct rnode *)e);
+static void free_node_record(union record *r) {
+    kube_json_node_free(&r->node);
 }
 
-static void pods_reset(void *data) {
-    struct cluster *c = data;
-    c->gen_pods++;
+/* Pods (key: uid; a pod without one is passed over) */
+
+static int parse_pod(const json_t *obj, union record *r, const char **key) {
+    *key = r->pod.meta.uid;
+    return kube_json_pod_from_json(obj, &r->pod, NULL);
 }
 
-static void pods_object(enum kube_json_event_type type, const json_t *obj, void *data) {
-    struct cluster *c = data;
-    struct kube_json_pod p;
-    struct rpod *x;
-    bool made;
+static void fill_pod(struct cluster *c, struct entry *e, bool made, union record *r) {
+    struct rpod *x = (struct rpod *)e;
+    const struct kube_json_pod *p = &r->pod;
+    const struct kube_json_condition *ready =
+        kube_json_condition_find(p->conditions, p->n_conditions, "Ready");
 
-    if (kube_json_pod_from_json(obj, &p, NULL) < 0)
-        return;
-    if (type == KUBE_JSON_DELETED || !p.meta.uid[0]) {
-        struct entry *e = table_get(&c->pods, p.meta.uid);
-        if (e)
-            table_del(&c->pods, e, NULL);
-        kube_json_pod_free(&p);
-        return;
-    }
-    if ((x = (struct rpod *)table_upsert(&c->pods, p.meta.uid, sizeof(*x), &made))) {
-        const struct kube_json_condition *ready =
-            kube_json_condition_find(p.conditions, p.n_conditions, "Ready");
-        x->e.gen = c->gen_pods;
-        snprintf(x->ns, sizeof(x->ns), "%s", p.meta.namespace);
-        snprintf(x->name, sizeof(x->name), "%s", p.meta.name);
-        snprintf(x->node, sizeof(x->node), "%s", p.node_name);
-        snprintf(x->owner_uid, sizeof(x->owner_uid), "%s", p.owner_uid);
-        x->ready = ready && !strcmp(ready->status, "True");
-        x->deleting = p.meta.deleting;
-    }
-    kube_json_pod_free(&p);
+    (void)c;
+    (void)made;
+    snprintf(x->ns, sizeof(x->ns), "%s", p->meta.namespace);
+    snprintf(x->name, sizeof(x->name), "%s", p->meta.name);
+    snprintf(x->node, sizeof(x->node), "%s", p->node_name);
+    snprintf(x->owner_uid, sizeof(x->owner_uid), "%s", p->owner_uid);
+    x->ready = ready && !strcmp(ready->status, "True");
+    x->deleting = p->meta.deleting;
 }
 
-static void pods_synced(void *data) {
-    struct cluster *c = data;
-    table_sweep(&c->pods, c->gen_pods, NULL);
+static void free_pod_record(union record *r) {
+    kube_json_pod_free(&r->pod);
 }
 
-static void slots_reset(void *data) {
-    struct cluster *c = data;
-    c->gen_slots++;
-}
-
-static void slots_object(enum kube_json_event_type type, const json_t *obj, void *data) {
-    struct cluster *c = data;
-    struct kube_json_lease l;
-    struct bslot *b;
-    bool made;
-
-    if (kube_json_lease_from_json(obj, &l, NULL) < 0)
-        return;
-    if (type == KUBE_JSON_DELETED) {
-        struct entry *e = table_get(&c->slots, l.meta.name);
-        if (e)
-            table_del(&c->slots, e, NULL);
-        return;
-    }
-    if ((b = (struct bslot *)table_upsert(&c->slots, l.meta.name, sizeof(*b), &made))) {
-        b->e.gen = c->gen_slots;
-        if (strcmp(b->lease.meta.resource_version, l.meta.resource_version))
-            b->releasing = false; /* a new record: judge it afresh */
-        b->lease = l;
-    }
-}
-
-static void slots_synced(void *data) {
-    struct cluster *c = data;
-    table_sweep(&c->slots, c->gen_slots, NULL);
-}
-
-static void wake(void *data) {
-    kick(data);
-}
-
-static int make_informer(struct cluster *c, const char *resource, const char *what,
-                         int (*url)(char *, size_t, const struct kube_json_query *, void *),
-                         void (*reset)(void *),
-                         void (*object)(enum kube_json_event_type, const json_t *, void *),
-                         void (*synced)(void *), struct informer **out) {
-    struct informer_options o = {
-        .resource = resource,
-        .what = what,
-        .url = url,
-        .ops = {.reset = reset, .object = object, .synced = synced, .wake = wake},
-        .data = c,
-    };
-    return informer_new(c->k, &o, out);
-}
+static const struct cache_kind KIND_HB = {.resource = "leases",
+                                          .what = "agent heartbeat Leases",
+                                          .url = url_hb,
+                                          .entry_size = sizeof(struct hb),
+                                          .parse = parse_hb,
+                                          .fill = fill_hb};
+static const struct cache_kind KIND_KL = {.resource = "leases",
+                                          .what = "kubelet Leases",
+                                          .url = url_kl,
+                                          .entry_size = sizeof(struct kl),
+                                          .parse = parse_lease,
+                                          .fill = fill_kl};
+static const struct cache_kind KIND_NODES = {.resource = "nodes",
+                                             .what = "nodes",
+                                             .url = url_nodes,
+                                             .entry_size = sizeof(struct rnode),
+                                             .parse = parse_node,
+                                             .fill = fill_node,
+                                             .free_record = free_node_record,
+                                             .gone = rnode_gone,
+                                             .free_entry = rnode_free};
+static const struct cache_kind KIND_PODS = {.resource = "pods",
+                                            .what = "SQL pods",
+                                            .url = url_pods,
+                                            .entry_size = sizeof(struct rpod),
+                                            .parse = parse_pod,
+                                            .fill = fill_pod,
+                                            .free_record = free_pod_record};
+static const struct cache_kind KIND_SLOTS = {.resource = "leases",
+                                             .what = "failover slots",
+                                             .url = url_slots,
+                                             .entry_size = sizeof(struct bslot),
+                                             .parse = parse_lease,
+                                             .fill = fill_slot};
 
 /* ---- leadership ------------------------------------------------------------ */
 
+/* The heartbeat Leases are watched by the leader and by a fencing agent
+ * (peer addresses); the rest by the leader alone. */
 static void informers_for(struct cluster *c, bool leader, bool fencing, uint64_t now) {
-    struct informer *all[] = {c->inf_kl, c->inf_nodes, c->inf_pods, c->inf_slots};
+    struct cache *leaders[] = {&c->kls, &c->nodes, &c->pods, &c->slots};
 
     if (leader || fencing)
-        informer_start(c->inf_hb, now);
-    else if (informer_running(c->inf_hb)) {
-        informer_stop(c->inf_hb);
-        table_clear(&c->hbs, NULL);
-    }
-    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        informer_start(c->hbs.inf, now);
+    else if (informer_running(c->hbs.inf))
+        cache_stop(&c->hbs);
+    for (size_t i = 0; i < sizeof(leaders) / sizeof(leaders[0]); i++)
         if (leader)
-            informer_start(all[i], now);
+            informer_start(leaders[i]->inf, now);
         else
-            informer_stop(all[i]);
-    if (!leader) {
-        table_clear(&c->kls, NULL);
-        table_clear(&c->nodes, rnode_free);
-        table_clear(&c->pods, NULL);
-        table_clear(&c->slots, NULL);
-    }
+            cache_stop(leaders[i]);
 }
 
 static void start_leading(struct cluster *c, uint64_t now) {
@@ -891,7 +942,7 @@ static void start_leading(struct cluster *c, uint64_t now) {
         metric_add(c->m.transitions, NULL, 1);
     /* Every observation starts now: a new leader waits a whole duration
      * before it trusts any expiry. */
-    FOREACH(&c->hbs, e)
+    FOREACH(&c->hbs.t, e)
     ((struct hb *)e)->seen_ms = now;
     post_node_event(c, c->node, POLICY_EVENT_NORMAL, "Elect", "BecameRemediator",
                     "the agent on %s is the remediator now (Lease %s/%s); it watches the agents' "
@@ -913,7 +964,7 @@ static void stop_leading(struct cluster *c, const char *why) {
 /* ---- remediation: writes ------------------------------------------------------ */
 
 static struct rnode *rnode_of(struct cluster *c, const char *name) {
-    return (struct rnode *)table_get(&c->nodes, name);
+    return (struct rnode *)table_get(&c->nodes.t, name);
 }
 
 static void rnode_failed(struct cluster *c, struct rnode *n) {
@@ -971,7 +1022,7 @@ static void on_taint_written(struct call *call, int result, struct httpc_respons
     n->backoff_ms = 0;
     if (!strcmp(call->effect, "oos")) {
         if (call->oos_present) {
-            struct hb *h = (struct hb *)table_get(&c->hbs, n->e.name);
+            struct hb *h = (struct hb *)table_get(&c->hbs.t, n->e.name);
             count_action(c, "out_of_service_applied");
             n->hb_at_oos_known = h != NULL;
             snprintf(n->hb_at_oos, sizeof(n->hb_at_oos), "%s", h ? h->renew_time : "");
@@ -1028,7 +1079,7 @@ static void write_taint(struct cluster *c, struct rnode *n, const char *key, con
 
 static void on_pod_deleted(struct call *call, int result, struct httpc_response *resp) {
     struct cluster *c = call->c;
-    struct rpod *p = (struct rpod *)table_get(&c->pods, call->name);
+    struct rpod *p = (struct rpod *)table_get(&c->pods.t, call->name);
 
     if (ok_status(result, resp) || (result == 0 && (resp->status == 404 || resp->status == 409))) {
         /* 404: gone already; 409: the UID precondition failed (a new pod).
@@ -1315,7 +1366,7 @@ static void budget_tick(struct cluster *c, uint64_t now) {
 
 static void on_slot_released(struct call *call, int result, struct httpc_response *resp) {
     struct cluster *c = call->c;
-    struct bslot *s = (struct bslot *)table_get(&c->slots, call->name);
+    struct bslot *s = (struct bslot *)table_get(&c->slots.t, call->name);
 
     /* On success the slot stays "releasing" until the watch shows the new
      * record, so it is not released twice. */
@@ -1380,7 +1431,7 @@ static bool replacements_ready(struct cluster *c, const struct kube_json_lease *
             return false; /* no controller to match: the timeout frees it */
         *owner++ = '\0';
         name++;
-        FOREACH(&c->pods, e) {
+        FOREACH(&c->pods.t, e) {
             struct rpod *p = (struct rpod *)e;
             owner_has_pods |= !strcmp(p->owner_uid, owner);
             if (!strcmp(p->owner_uid, owner) && strcmp(p->name, name) && p->ready && !p->deleting &&
@@ -1412,7 +1463,7 @@ static bool evicting_taint(const struct rnode *n) {
 }
 
 static void slots_sweep(struct cluster *c) {
-    FOREACH(&c->slots, e) {
+    FOREACH(&c->slots.t, e) {
         struct bslot *s = (struct bslot *)e;
         const char *why = "every pod it moved has a Ready replacement";
         unsigned index;
@@ -1422,7 +1473,7 @@ static void slots_sweep(struct cluster *c) {
             continue;
         if (!s->lease.failover_pods[0]) {
             struct rnode *n = rnode_of(c, s->lease.failover_node);
-            if (!informer_synced(c->inf_nodes) || (n && n->exists && evicting_taint(n)) ||
+            if (!informer_synced(c->nodes.inf) || (n && n->exists && evicting_taint(n)) ||
                 wall_us() - kube_json_lease_renew_us(&s->lease) < STATIC_SETTLE_US)
                 continue;
             why = "no pod to wait for, and its node carries no evicting taint any more";
@@ -1439,7 +1490,7 @@ static void pods_on(struct cluster *c, const char *node, char *out, size_t size)
     size_t len = 0;
 
     out[0] = '\0';
-    FOREACH(&c->pods, e) {
+    FOREACH(&c->pods.t, e) {
         struct rpod *p = (struct rpod *)e;
         int w;
         if (strcmp(p->node, node))
@@ -1506,7 +1557,7 @@ static void hook_budget_release(uint64_t slot_id, bool evicted, void *data) {
 static void count_agents(struct cluster *c, uint64_t now) {
     size_t live = 0, known = 0;
 
-    FOREACH(&c->hbs, e) {
+    FOREACH(&c->hbs.t, e) {
         struct hb *h = (struct hb *)e;
         struct rnode *n = rnode_of(c, h->e.name);
         if (!n || !n->exists)
@@ -1527,7 +1578,7 @@ static void count_agents(struct cluster *c, uint64_t now) {
 }
 
 static bool hosts_sql(struct cluster *c, const char *node) {
-    FOREACH(&c->pods, e)
+    FOREACH(&c->pods.t, e)
     if (!strcmp(((struct rpod *)e)->node, node))
         return true;
     return false;
@@ -1575,7 +1626,7 @@ static void announce(struct cluster *c, struct rnode *n, const struct remedy_dec
 static void on_lease_verified(struct call *call, int result, struct httpc_response *resp) {
     struct cluster *c = call->c;
     struct rnode *n = rnode_of(c, call->name);
-    struct hb *h = (struct hb *)table_get(&c->hbs, call->name);
+    struct hb *h = (struct hb *)table_get(&c->hbs.t, call->name);
     struct kube_json_lease l;
 
     if (!n)
@@ -1643,8 +1694,8 @@ static bool node_slot(struct cluster *c, struct rnode *n) {
 }
 
 static void remediate(struct cluster *c, struct rnode *n, uint64_t now, uint64_t *next) {
-    struct hb *h = (struct hb *)table_get(&c->hbs, n->e.name);
-    struct kl *k = (struct kl *)table_get(&c->kls, n->e.name);
+    struct hb *h = (struct hb *)table_get(&c->hbs.t, n->e.name);
+    struct kl *k = (struct kl *)table_get(&c->kls.t, n->e.name);
     struct remedy_config cfg = {
         .fence_margin_ms = c->o.fence_margin_ms,
         .node_lease_stale_ms = c->o.node_lease_stale_ms,
@@ -1709,7 +1760,7 @@ static void remediate(struct cluster *c, struct rnode *n, uint64_t now, uint64_t
         n->has_slot = false;
     }
     if (d.force_delete && n->oos)
-        FOREACH(&c->pods, e) {
+        FOREACH(&c->pods.t, e) {
             struct rpod *p = (struct rpod *)e;
             if (!strcmp(p->node, n->e.name))
                 force_delete(c, p);
@@ -1719,8 +1770,8 @@ static void remediate(struct cluster *c, struct rnode *n, uint64_t now, uint64_t
 static void sweep(struct cluster *c, uint64_t now) {
     uint64_t next = UINT64_MAX;
 
-    if (!leading_now(c) || !informer_synced(c->inf_hb) || !informer_synced(c->inf_nodes) ||
-        !informer_synced(c->inf_pods) || !informer_synced(c->inf_kl))
+    if (!leading_now(c) || !informer_synced(c->hbs.inf) || !informer_synced(c->nodes.inf) ||
+        !informer_synced(c->pods.inf) || !informer_synced(c->kls.inf))
         return;
     /* The quorum walks every heartbeat Lease: once a second is enough (it
      * only gates taints whose deadlines are seconds long). */
@@ -1729,22 +1780,22 @@ static void sweep(struct cluster *c, uint64_t now) {
         c->agents_counted_ms = now;
     }
     /* The nodes that matter: those with a SQL pod, and those with out-of-service. */
-    FOREACH(&c->pods, e) {
+    FOREACH(&c->pods.t, e) {
         bool made;
         struct rnode *n;
         if (!((struct rpod *)e)->node[0])
             continue; /* not scheduled yet */
-        n = (struct rnode *)table_upsert(&c->nodes, ((struct rpod *)e)->node, sizeof(struct rnode),
-                                         &made);
+        n = (struct rnode *)table_upsert(&c->nodes.t, ((struct rpod *)e)->node,
+                                         sizeof(struct rnode), &made);
         if (n && made)
-            n->e.gen = c->gen_nodes;
+            n->e.gen = c->nodes.gen;
     }
-    FOREACH(&c->nodes, e) {
+    FOREACH(&c->nodes.t, e) {
         struct rnode *n = (struct rnode *)e;
         if (n->oos || hosts_sql(c, n->e.name) || n->verdict != REMEDY_NONE)
             remediate(c, n, now, &next);
     }
-    if (informer_synced(c->inf_slots))
+    if (informer_synced(c->slots.inf))
         slots_sweep(c);
 }
 
@@ -1817,7 +1868,7 @@ static void round_start(struct cluster *c, uint64_t now) {
     size_t n = 0;
 
     c->round_truncated = false;
-    FOREACH(&c->hbs, e) {
+    FOREACH(&c->hbs.t, e) {
         struct hb *h = (struct hb *)e;
         if (!strcmp(h->e.name, c->node) || h->seen_ms + h->duration_ms < c->fence.lease_ok_ms)
             continue;
@@ -1953,7 +2004,7 @@ static void hook_heartbeat_ok(uint64_t sent_ms, void *data) {
 static void on_timer(uv_timer_t *t) {
     struct cluster *c = t->data;
     uint64_t now = now_ms(c);
-    struct informer *all[] = {c->inf_hb, c->inf_kl, c->inf_nodes, c->inf_pods, c->inf_slots};
+    struct informer *all[] = {c->hbs.inf, c->kls.inf, c->nodes.inf, c->pods.inf, c->slots.inf};
 
     if (c->closing)
         return;
@@ -2082,23 +2133,14 @@ int cluster_new(uv_loop_t *loop, struct kube *k, const struct cluster_options *o
         msg = "cluster: the heartbeat Lease's renewInterval must be below its duration";
     else if (o->remediation_enabled && election_init(&c->el, &ec, c->node) < 0)
         msg = "cluster: remediation.election needs retryPeriod < renewDeadline < leaseDuration";
-    if (msg ||
-        make_informer(c, "leases", "agent heartbeat Leases", url_hb, hb_reset, hb_object, hb_synced,
-                      &c->inf_hb) < 0 ||
-        make_informer(c, "leases", "kubelet Leases", url_kl, kl_reset, kl_object, kl_synced,
-                      &c->inf_kl) < 0 ||
-        make_informer(c, "nodes", "nodes", url_nodes, nodes_reset, nodes_object, nodes_synced,
-                      &c->inf_nodes) < 0 ||
-        make_informer(c, "pods", "SQL pods", url_pods, pods_reset, pods_object, pods_synced,
-                      &c->inf_pods) < 0 ||
-        make_informer(c, "leases", "failover slots", url_slots, slots_reset, slots_object,
-                      slots_synced, &c->inf_slots) < 0 ||
-        uv_timer_init(loop, &c->timer) < 0) {
-        informer_free(c->inf_hb);
-        informer_free(c->inf_kl);
-        informer_free(c->inf_nodes);
-        informer_free(c->inf_pods);
-        informer_free(c->inf_slots);
+    if (msg || cache_init(c, &c->hbs, &KIND_HB) < 0 || cache_init(c, &c->kls, &KIND_KL) < 0 ||
+        cache_init(c, &c->nodes, &KIND_NODES) < 0 || cache_init(c, &c->pods, &KIND_PODS) < 0 ||
+        cache_init(c, &c->slots, &KIND_SLOTS) < 0 || uv_timer_init(loop, &c->timer) < 0) {
+        cache_free(&c->hbs);
+        cache_free(&c->kls);
+        cache_free(&c->nodes);
+        cache_free(&c->pods);
+        cache_free(&c->slots);
         free(c->advertise);
         free(c->device);
         free(c);
@@ -2139,11 +2181,6 @@ static void on_closed(uv_handle_t *h) {
     void (*cb)(void *) = c->close_cb;
     void *data = c->close_data;
 
-    table_clear(&c->hbs, NULL);
-    table_clear(&c->kls, NULL);
-    table_clear(&c->nodes, rnode_free);
-    table_clear(&c->pods, NULL);
-    table_clear(&c->slots, NULL);
     while (c->breqs)
         breq_free(c, c->breqs);
     while (c->helds) {
@@ -2178,12 +2215,20 @@ void cluster_close(struct cluster *c, void (*cb)(void *data), void *data) {
     for (size_t i = 0; i < c->round_n; i++)
         if (c->round[i])
             peer_cancel(c->round[i]);
-    informer_free(c->inf_hb);
-    informer_free(c->inf_kl);
-    informer_free(c->inf_nodes);
-    informer_free(c->inf_pods);
-    informer_free(c->inf_slots);
-    c->inf_hb = c->inf_kl = c->inf_nodes = c->inf_pods = c->inf_slots = NULL;
+    /* Our requests in flight: the reporter's client closes next and would
+     * drop them without a word, and their bodies with them. */
+    while (c->calls) {
+        struct call *call = c->calls;
+        httpc_cancel(call->h);
+        call_unlink(call);
+        free(call->body);
+        free(call);
+    }
+    cache_free(&c->hbs);
+    cache_free(&c->kls);
+    cache_free(&c->nodes);
+    cache_free(&c->pods);
+    cache_free(&c->slots);
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, on_closed);
 }
@@ -2223,7 +2268,7 @@ json_t *cluster_status_json(const struct cluster *c) {
     uint64_t now = now_ms(c);
     json_t *nodes = json_array(), *root;
 
-    FOREACH(&c->nodes, e) {
+    FOREACH(&c->nodes.t, e) {
         struct rnode *n = (struct rnode *)e;
         if (n->verdict == REMEDY_NONE && !n->oos)
             continue;
