@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "buf.h"
 #include "election.h"
 #include "fence.h"
 #include "informer.h"
@@ -144,6 +145,7 @@ struct hb {
     bool fenced;
     uint64_t watchdog_ms;
     char peer_address[KUBE_JSON_ADDRESS_SIZE];
+    bool asks_me;     /* its edgewarden.io/peers names this agent */
     uint64_t seen_ms; /* this record first seen (or leadership start) */
 };
 
@@ -288,6 +290,12 @@ struct cluster {
     struct fence_peer_answer answers[MAX_PEERS + 1];
     size_t round_n, round_pending;
     bool round_truncated;
+    /* The peers advertised in edgewarden.io/peers (comma-separated names):
+     * in every renewal sent since the last acknowledged one, and in those
+     * up to it. The roll call asks all of them, so the record on the API
+     * server never names a peer this agent does not ask. */
+    struct buf peers_sent, peers_acked;
+    struct buf peers_adv; /* the value of the renewal being built */
 
     /* clean stop: unfence first (cluster_prepare_stop) */
     bool fenced_advertised; /* a renewal said fenced: "true" since the watchdog was armed */
@@ -671,8 +679,9 @@ struct cache_kind {
     size_t entry_size;
     /* Parse obj into r and point *key into it; < 0 passes the object over. */
     int (*parse)(const json_t *obj, union record *r, const char **key);
-    /* Fill an entry, new (made) or not, from r; r is freed afterwards. */
-    void (*fill)(struct cluster *c, struct entry *e, bool made, union record *r);
+    /* Fill an entry, new (made) or not, from r (parsed from obj); r is
+     * freed afterwards. */
+    void (*fill)(struct cluster *c, struct entry *e, bool made, union record *r, const json_t *obj);
     void (*free_record)(union record *r); /* NULL: nothing to free */
     /* NULL: a deleted object's entry is dropped. Otherwise it is kept and
      * this marks it gone (the remediator's node record outlives the Node). */
@@ -704,7 +713,7 @@ static void cache_object(enum kube_json_event_type type, const json_t *obj, void
         }
     } else if ((e = table_upsert(&x->t, key, k->entry_size, &made))) {
         e->gen = x->gen;
-        k->fill(x->c, e, made, &r);
+        k->fill(x->c, e, made, &r, obj);
     }
     if (k->free_record)
         k->free_record(&r);
@@ -770,7 +779,8 @@ static int parse_hb(const json_t *obj, union record *r, const char **key) {
     return kube_json_lease_from_json(obj, &r->lease, NULL) < 0 || !r->lease.holder[0] ? -1 : 0;
 }
 
-static void fill_hb(struct cluster *c, struct entry *e, bool made, union record *r) {
+static void fill_hb(struct cluster *c, struct entry *e, bool made, union record *r,
+                    const json_t *obj) {
     struct hb *h = (struct hb *)e;
     const struct kube_json_lease *l = &r->lease;
 
@@ -780,20 +790,21 @@ static void fill_hb(struct cluster *c, struct entry *e, bool made, union record 
     h->fenced = l->fenced && l->watchdog_timeout_s > 0;
     h->watchdog_ms = (uint64_t)l->watchdog_timeout_s * 1000;
     snprintf(h->peer_address, sizeof(h->peer_address), "%s", l->peer_address);
+    h->asks_me = kube_json_lease_names_peer(obj, c->node) == 1;
 }
 
-static void fill_kl(struct cluster *c, struct entry *e, bool made, union record *r) {
+static void fill_kl(struct cluster *c, struct entry *e, bool made, union record *r,
+                    const json_t *obj) {
     struct kl *x = (struct kl *)e;
 
     x->seen_ms = seen_time(c, made, x->renew_time, r->lease.renew_time, x->seen_ms);
     snprintf(x->renew_time, sizeof(x->renew_time), "%s", r->lease.renew_time);
 }
 
-static void fill_slot(struct cluster *c, struct entry *e, bool made, union record *r) {
+static void fill_slot(struct cluster *c, struct entry *e, bool made, union record *r,
+                      const json_t *obj) {
     struct bslot *b = (struct bslot *)e;
 
-    (void)c;
-    (void)made;
     if (strcmp(b->lease.meta.resource_version, r->lease.meta.resource_version))
         b->releasing = false; /* a new record: judge it afresh */
     b->lease = r->lease;
@@ -842,9 +853,8 @@ static void rnode_take(struct rnode *n, struct kube_json_node *nd) {
             n->oos = true;
 }
 
-static void fill_node(struct cluster *c, struct entry *e, bool made, union record *r) {
-    (void)c;
-    (void)made;
+static void fill_node(struct cluster *c, struct entry *e, bool made, union record *r,
+                      const json_t *obj) {
     rnode_take((struct rnode *)e, &r->node);
 }
 
@@ -859,14 +869,13 @@ static int parse_pod(const json_t *obj, union record *r, const char **key) {
     return kube_json_pod_from_json(obj, &r->pod, NULL);
 }
 
-static void fill_pod(struct cluster *c, struct entry *e, bool made, union record *r) {
+static void fill_pod(struct cluster *c, struct entry *e, bool made, union record *r,
+                     const json_t *obj) {
     struct rpod *x = (struct rpod *)e;
     const struct kube_json_pod *p = &r->pod;
     const struct kube_json_condition *ready =
         kube_json_condition_find(p->conditions, p->n_conditions, "Ready");
 
-    (void)c;
-    (void)made;
     snprintf(x->ns, sizeof(x->ns), "%s", p->meta.namespace);
     snprintf(x->name, sizeof(x->name), "%s", p->meta.name);
     snprintf(x->node, sizeof(x->node), "%s", p->node_name);
@@ -1609,6 +1618,17 @@ static void announce(struct cluster *c, struct rnode *n, const struct remedy_dec
                         (double)(d->deadline_ms - now) / 1000.0);
         break;
     case REMEDY_UNFENCED:
+        if (h && h->fenced) {
+            post_node_event(c, n->e.name, POLICY_EVENT_WARNING, "Taint", d->reason,
+                            "the node and its agent are gone; its watchdog is armed, but its "
+                            "last heartbeat does not name this remediator (%s) among the peers "
+                            "it asks before it keeps feeding the watchdog, so the fencing "
+                            "deadline proves nothing here: only the %s:NoExecute taint is "
+                            "applied and the volume stays attached. Once the node is known to "
+                            "be off, apply %s=%s:%s by hand, or set remediation.assumeDeadAfter",
+                            c->node, POLICY_TAINT_KEY, OOS_KEY, OOS_VALUE, OOS_EFFECT);
+            break;
+        }
         post_node_event(c, n->e.name, POLICY_EVENT_WARNING, "Taint", d->reason,
                         "the node and its agent are gone, but the node is not fenced (no "
                         "watchdog): it may still be running SQL, so only the %s:NoExecute taint "
@@ -1709,6 +1729,7 @@ static void remediate(struct cluster *c, struct rnode *n, uint64_t now, uint64_t
         .agent_duration_ms = h ? h->duration_ms : 0,
         .fenced = h && h->fenced,
         .watchdog_timeout_ms = h ? h->watchdog_ms : 0,
+        .asks_remediator = h && h->asks_me,
         .node_exists = n->exists,
         .node_ready = n->ready,
         .has_kubelet_lease = k != NULL,
@@ -1863,27 +1884,63 @@ static void on_peer_answer(const struct peer_answer *a, void *data) {
     kick(c);
 }
 
-/* Ask every peer known to have been live when we last reached the API. */
+/* A peer whose Lease was live at t (by this agent's clock). */
+static bool peer_live_at(const struct cluster *c, const struct hb *h, uint64_t t) {
+    return strcmp(h->e.name, c->node) && h->seen_ms + h->duration_ms >= t;
+}
+
+/* Add one peer to the round being built: asked at its advertised address,
+ * or, with none known, a place that counts as not answering. */
+static void round_add(struct cluster *c, size_t *n, const struct hb *h) {
+    if (*n == MAX_PEERS) {
+        c->round_truncated = true; /* a peer not asked counts as not answering */
+        return;
+    }
+    c->answers[*n] = (struct fence_peer_answer){0};
+    c->pslots[*n] = (struct peer_slot){c, *n};
+    c->round[*n] = NULL;
+    if (h && h->peer_address[0])
+        peer_ask(c->loop, h->peer_address, c->o.peer_timeout_ms, on_peer_answer, &c->pslots[*n],
+                 &c->round[*n]);
+    (*n)++;
+}
+
+/* Add the peers named in list (comma-separated) that are not asked already:
+ * those live at lease_ok (the first loop of round_start()) and those named in
+ * skip. */
+static void round_add_names(struct cluster *c, size_t *n, const char *list, const char *skip) {
+    for (const char *p = list; p && *p;) {
+        size_t len = strcspn(p, ",");
+        char name[KUBE_JSON_NAME_SIZE];
+
+        if (len && len < sizeof(name)) {
+            memcpy(name, p, len);
+            name[len] = '\0';
+            const struct hb *h = (const struct hb *)table_get(&c->hbs.t, name);
+            /* Already asked: live at lease_ok, or named by the other list. */
+            if (!(h && peer_live_at(c, h, c->fence.lease_ok_ms)) &&
+                !kube_json_peers_has(skip, name))
+                round_add(c, n, h);
+        }
+        p += len + (p[len] == ',');
+    }
+}
+
+/* Ask every peer known to have been live when we last reached the API, and
+ * every peer a heartbeat since then may have named in edgewarden.io/peers:
+ * a remediator acts on this node only if its record names it
+ * (docs/model/README.md, finding 1). */
 static void round_start(struct cluster *c, uint64_t now) {
     size_t n = 0;
 
     c->round_truncated = false;
     FOREACH(&c->hbs.t, e) {
         struct hb *h = (struct hb *)e;
-        if (!strcmp(h->e.name, c->node) || h->seen_ms + h->duration_ms < c->fence.lease_ok_ms)
-            continue;
-        if (n == MAX_PEERS) {
-            c->round_truncated = true; /* a peer not asked counts as not answering */
-            break;
-        }
-        c->answers[n] = (struct fence_peer_answer){0};
-        c->pslots[n] = (struct peer_slot){c, n};
-        c->round[n] = NULL;
-        if (h->peer_address[0])
-            peer_ask(c->loop, h->peer_address, c->o.peer_timeout_ms, on_peer_answer, &c->pslots[n],
-                     &c->round[n]);
-        n++;
+        if (peer_live_at(c, h, c->fence.lease_ok_ms))
+            round_add(c, &n, h);
     }
+    round_add_names(c, &n, c->peers_acked.data, NULL);
+    round_add_names(c, &n, c->peers_sent.data, c->peers_acked.data);
     c->answers[n] = (struct fence_peer_answer){0}; /* the truncation marker */
     c->round_n = n;
     c->round_pending = 0;
@@ -1902,7 +1959,9 @@ static void fence_tick(struct cluster *c, uint64_t now) {
             disarm(c, "no SQL target on this node");
         return;
     }
-    if (!c->wd && c->fence.lease_ok_known && now >= c->wd_retry_ms) {
+    /* Armed only once the heartbeat Leases are listed: the first fenced
+     * renewal already names the peers the roll call asks. */
+    if (!c->wd && c->fence.lease_ok_known && informer_synced(c->hbs.inf) && now >= c->wd_retry_ms) {
         char *err = NULL;
         int r = watchdog_open(c->device, c->o.watchdog_timeout_ms, &c->wd, &err);
         if (r < 0) {
@@ -1949,6 +2008,29 @@ static void fence_tick(struct cluster *c, uint64_t now) {
 
 /* ---- the reporter's heartbeat hooks ------------------------------------------------ */
 
+/* The peers live now, as edgewarden.io/peers, into peers_adv; each also
+ * into peers_sent. On -ENOMEM nothing is advertised: a fenced record that
+ * names nobody binds no remediator. */
+static int advertise_peers(struct cluster *c) {
+    uint64_t now = now_ms(c);
+    size_t count = 0;
+
+    buf_reset(&c->peers_adv);
+    if (buf_puts(&c->peers_adv, "") < 0)
+        return -ENOMEM;
+    FOREACH(&c->hbs.t, e) {
+        struct hb *h = (struct hb *)e;
+        if (!peer_live_at(c, h, now) || count == MAX_PEERS)
+            continue;
+        if (buf_printf(&c->peers_adv, "%s%s", count ? "," : "", h->e.name) < 0 ||
+            (!kube_json_peers_has(c->peers_sent.data, h->e.name) &&
+             buf_printf(&c->peers_sent, "%s%s", c->peers_sent.len ? "," : "", h->e.name) < 0))
+            return -ENOMEM;
+        count++;
+    }
+    return 0;
+}
+
 static size_t hook_annotations(struct kube_json_annotation *out, size_t cap, int64_t renew_us,
                                void *data) {
     struct cluster *c = data;
@@ -1958,7 +2040,7 @@ static size_t hook_annotations(struct kube_json_annotation *out, size_t cap, int
 
     c->fenced_advertised |= fenced;
 
-    if (cap < 4)
+    if (cap < 5)
         return 0;
     if (c->advertise)
         out[n++] = (struct kube_json_annotation){KUBE_JSON_ANN_PEER_ADDRESS, c->advertise};
@@ -1970,6 +2052,8 @@ static size_t hook_annotations(struct kube_json_annotation *out, size_t cap, int
                        sizeof(until));
         out[n++] = (struct kube_json_annotation){KUBE_JSON_ANN_WATCHDOG_TIMEOUT, timeout};
         out[n++] = (struct kube_json_annotation){KUBE_JSON_ANN_FENCED_UNTIL, until};
+        if (advertise_peers(c) == 0)
+            out[n++] = (struct kube_json_annotation){KUBE_JSON_ANN_PEERS, c->peers_adv.data};
     }
     return n;
 }
@@ -1992,7 +2076,14 @@ static void unfence_done(struct cluster *c, bool acked) {
 
 static void hook_heartbeat_ok(uint64_t sent_ms, void *data) {
     struct cluster *c = data;
+    struct buf t = c->peers_acked;
+
     fence_lease_ok(&c->fence, sent_ms);
+    /* The record now on the API server names peers sent up to here; later
+     * renewals add to the cleared list. */
+    c->peers_acked = c->peers_sent;
+    c->peers_sent = t;
+    buf_reset(&c->peers_sent);
     if (c->unfencing && sent_ms >= c->unfence_since_ms)
         unfence_done(c, true);
     else
@@ -2188,6 +2279,9 @@ static void on_closed(uv_handle_t *h) {
         free(c->helds);
         c->helds = next;
     }
+    buf_free(&c->peers_sent);
+    buf_free(&c->peers_acked);
+    buf_free(&c->peers_adv);
     free(c->advertise);
     free(c->device);
     free(c);

@@ -724,6 +724,33 @@ static int64_t micro_time(const char *s) {
     return (int64_t)t * 1000000 + usec;
 }
 
+bool kube_json_peers_has(const char *list, const char *peer) {
+    size_t n;
+
+    if (!list || !peer || !(n = strlen(peer)))
+        return false;
+    for (const char *p = list;; p++) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+
+        if (len == n && !memcmp(p, peer, n))
+            return true;
+        if (!end)
+            return false;
+        p = end;
+    }
+}
+
+int kube_json_lease_names_peer(const json_t *lease, const char *peer) {
+    const char *list;
+
+    if (!lease || !peer || !peer[0])
+        return -EINVAL;
+    if (!(list = annotation(lease, KUBE_JSON_ANN_PEERS)))
+        return -ENOENT;
+    return kube_json_peers_has(list, peer) ? 1 : 0;
+}
+
 int64_t kube_json_lease_renew_us(const struct kube_json_lease *l) {
     int64_t t;
 
@@ -1384,7 +1411,8 @@ int kube_json_lease_write_body(const struct kube_json_lease_write *w, char **out
     for (size_t i = 0; i < w->n_annotations; i++)
         if (!w->annotations[i].key ||
             !qualified_name(w->annotations[i].key, strlen(w->annotations[i].key)) ||
-            !w->annotations[i].value || strlen(w->annotations[i].value) > KUBE_JSON_PODS_SIZE - 1 ||
+            !w->annotations[i].value ||
+            strlen(w->annotations[i].value) > KUBE_JSON_ANNOTATION_MAX_BYTES ||
             !utf8_valid(w->annotations[i].value))
             return -EINVAL;
     md = json_pack("{s:s, s:s}", "name", w->name, "namespace", w->namespace);

@@ -124,10 +124,14 @@ struct kube_json_node {
 #define KUBE_JSON_ANN_FENCED           "edgewarden.io/fenced"
 #define KUBE_JSON_ANN_WATCHDOG_TIMEOUT "edgewarden.io/watchdog-timeout"
 #define KUBE_JSON_ANN_FENCED_UNTIL     "edgewarden.io/fenced-until"
+#define KUBE_JSON_ANN_PEERS            "edgewarden.io/peers" /* node,node,...: its roll call */
 #define KUBE_JSON_ANN_FAILOVER_NODE    "edgewarden.io/failover-node"
 #define KUBE_JSON_ANN_FAILOVER_PODS    "edgewarden.io/failover-pods"
 #define KUBE_JSON_ADDRESS_SIZE         262  /* HOST:PORT, a DNS name of 253 at most */
 #define KUBE_JSON_PODS_SIZE            1024 /* failover-pods: ns/name/uid,... */
+/* The longest annotation value a Lease write takes: edgewarden.io/peers, 256
+ * node names of up to 253 bytes with their commas. */
+#define KUBE_JSON_ANNOTATION_MAX_BYTES 65536
 
 /* A coordination.k8s.io/v1 Lease: the spec, and edgewarden's annotations
  * (absent or malformed annotations read as not set: they are advice from
@@ -220,6 +224,14 @@ int kube_json_lease_from_json(const json_t *lease, struct kube_json_lease *out,
 /* Its renewTime (else acquireTime) as unix microseconds; 0 when neither
  * parses. */
 int64_t kube_json_lease_renew_us(const struct kube_json_lease *l);
+/* Whether the Lease's edgewarden.io/peers annotation (the peers its agent's
+ * roll call asks: node names separated by commas) names peer exactly: 1 or
+ * 0; -ENOENT when the annotation is absent or not a string, -EINVAL for a
+ * NULL or empty argument. */
+int kube_json_lease_names_peer(const json_t *lease, const char *peer);
+/* The same test on the annotation's value: whether the comma-separated list
+ * holds peer as one of its items. False for a NULL or empty peer. */
+bool kube_json_peers_has(const char *list, const char *peer);
 
 /* Status needs no _free(): it holds no allocation. */
 int kube_json_status_parse(const char *text, size_t len, struct kube_json_status *out,

@@ -13,7 +13,7 @@ static uint64_t earliest(uint64_t a, uint64_t b) {
 void remedy_decide(const struct remedy_config *c, const struct remedy_view *v, uint64_t now_ms,
                    struct remedy_decision *d) {
     uint64_t agent_gone_at, kubelet_stale_at, deadline;
-    bool agent_gone, node_gone;
+    bool agent_gone, node_gone, fenced;
 
     *d = (struct remedy_decision){.verdict = REMEDY_NONE, .next_ms = UINT64_MAX, .reason = ""};
     agent_gone_at = v->agent_seen_ms + v->agent_duration_ms;
@@ -54,7 +54,11 @@ void remedy_decide(const struct remedy_config *c, const struct remedy_view *v, u
         d->reason = "RemediationPausedNoQuorum";
         return;
     }
-    if (v->fenced) {
+    /* A fenced node keeps feeding its watchdog on an outage verdict of the
+     * peers it asks; a remediator it does not ask cannot tell whether the
+     * node is still feeding (docs/model/README.md, finding 1). */
+    fenced = v->fenced && v->asks_remediator;
+    if (fenced) {
         deadline = agent_gone_at + v->watchdog_timeout_ms + c->fence_margin_ms;
         if (now_ms >= deadline) {
             d->verdict = REMEDY_OUT_OF_SERVICE;
@@ -70,14 +74,14 @@ void remedy_decide(const struct remedy_config *c, const struct remedy_view *v, u
         d->reason = "NodeAssumedDead";
         return;
     }
-    if (v->fenced) {
+    if (fenced) {
         d->verdict = REMEDY_FENCE_WAIT;
         d->reason = "WaitingForFencingDeadline";
         d->deadline_ms = deadline;
         d->next_ms = deadline;
     } else {
         d->verdict = REMEDY_UNFENCED;
-        d->reason = "NodeNotFenced";
+        d->reason = v->fenced ? "RemediatorNotAskedByNode" : "NodeNotFenced";
     }
     if (c->assume_dead_after_ms)
         d->next_ms = earliest(d->next_ms, v->agent_seen_ms + c->assume_dead_after_ms);

@@ -30,6 +30,8 @@ struct remedy_view {
     uint64_t agent_duration_ms;
     bool fenced;                  /* the Lease says its watchdog is armed */
     uint64_t watchdog_timeout_ms; /* and its timeout */
+    bool asks_remediator;         /* the Lease names this remediator among the peers its roll call
+                             asks: only then does its fencing deadline bind */
     bool node_exists;
     bool node_ready;          /* the Ready condition is True */
     bool has_kubelet_lease;   /* kube-node-lease/<node> exists */
@@ -45,7 +47,8 @@ enum remedy_verdict {
     REMEDY_NO_QUORUM,      /* it looks dead, but so do too many others: do nothing */
     REMEDY_FENCE_WAIT,     /* dead and fenced: wait for the fencing deadline */
     REMEDY_OUT_OF_SERVICE, /* dead, and fenced past its deadline (or assumed dead) */
-    REMEDY_UNFENCED,       /* dead but not fenced: only the safe NoExecute taint */
+    REMEDY_UNFENCED,       /* dead but not fenced (or fenced, but its roll call does not ask
+                              this remediator): only the safe NoExecute taint */
     REMEDY_LIFT,           /* back: Ready with a live agent; remove out-of-service */
     REMEDY_KEEP,           /* out-of-service stays: the node is not back yet */
 };

@@ -55,6 +55,7 @@ const (
 	failoverLeasePrefix = "edgewarden-failover-"
 	agentController     = "edgewarden.io/agent"
 	annFenced           = "edgewarden.io/fenced"
+	annPeers            = "edgewarden.io/peers"
 	annFailoverNode     = "edgewarden.io/failover-node"
 	labelWorkload       = "e2e.edgewarden.io/workload"
 	nodeLeaseNS         = "kube-node-lease"
@@ -197,11 +198,24 @@ func (e *env) remediator(tl *timeline, timeout time.Duration) (string, int32) {
 func (e *env) waitFenced(tl *timeline, nodes ...string) {
 	e.t.Helper()
 	for _, n := range nodes {
+		var peers string
 		e.waitFor("the agent of "+n+" to advertise "+annFenced+"=true", 60*time.Second, func() (bool, error) {
 			l, err := e.client.CoordinationV1().Leases(agentNS).Get(e.ctx, "edgewarden-"+n, metav1.GetOptions{})
-			return err == nil && leaseFresh(l) && l.Annotations[annFenced] == "true", nil
+			if err != nil || !leaseFresh(l) || l.Annotations[annFenced] != "true" {
+				return false, nil
+			}
+			peers = l.Annotations[annPeers]
+			return true, nil
 		})
-		tl.mark("heartbeat Lease edgewarden-%s says fenced", n)
+		tl.mark("heartbeat Lease edgewarden-%s says fenced, %s=%q", n, annPeers, peers)
+		// The first fenced record already names the peers its roll call
+		// asks (the agent arms only once it has listed them), the remediator
+		// among them: only a remediator named there frees the node's volume.
+		el, err := e.client.CoordinationV1().Leases(agentNS).Get(e.ctx, remediatorLease, metav1.GetOptions{})
+		if err == nil && el.Spec.HolderIdentity != nil && *el.Spec.HolderIdentity != n &&
+			!slices.Contains(strings.Split(peers, ","), *el.Spec.HolderIdentity) {
+			e.t.Errorf("the first fenced record of %s names peers %q, not the remediator %s", n, peers, *el.Spec.HolderIdentity)
+		}
 	}
 }
 

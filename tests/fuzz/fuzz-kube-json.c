@@ -177,11 +177,39 @@ static void check_lease(int r, const struct kube_json_lease *l, const struct kub
     lease_round_trip(l);
 }
 
+/* edgewarden.io/peers: every item of the list is named, a name with a
+ * comma never is, and an absent list is -ENOENT. */
+static void check_names_peer(const json_t *obj) {
+    const json_t *md = json_is_object(obj) ? json_object_get(obj, "metadata") : NULL;
+    const json_t *ann = json_is_object(md) ? json_object_get(md, "annotations") : NULL;
+    const json_t *v = json_is_object(ann) ? json_object_get(ann, KUBE_JSON_ANN_PEERS) : NULL;
+    const char *list = json_is_string(v) ? json_string_value(v) : NULL;
+    int r = kube_json_lease_names_peer(obj, "node-a");
+
+    if (list ? r != 0 && r != 1 : r != (obj ? -ENOENT : -EINVAL))
+        abort();
+    if (!list || kube_json_lease_names_peer(obj, "node-a,node-b") != 0)
+        return;
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len && len < 256) {
+            char *name = strndup(p, len);
+            if (name && kube_json_lease_names_peer(obj, name) != 1)
+                abort();
+            free(name);
+        }
+        p += len;
+        if (*p)
+            p++;
+    }
+}
+
 static void as_lease(const json_t *obj) {
     struct kube_json_lease l;
     struct kube_json_error err = {0};
 
     check_lease(kube_json_lease_from_json(obj, &l, &err), &l, &err);
+    check_names_peer(obj);
 }
 
 static void as_pod(const json_t *obj) {

@@ -5,7 +5,12 @@
 #   2. -DNO_FENCE_WAIT (the remediator does not wait for the fencing
 #      deadline): spin must find two nodes running SQL (a counterexample trail);
 #   3. -DCLAIM_NO_FAILOVER: spin must refute "failover never happens", so the
-#      first result is not safety by never failing over.
+#      first result is not safety by never failing over;
+#   4. the model's findings whose fixes are built (docs/model/README.md): each
+#      finding's flag alone must give a violation, and with its fix's flag the
+#      search must complete with no error. Finding 1 (-DSTALE_PEERS, fixed by
+#      -DLEADER_IN_PEERS: edgewarden.io/peers) is the big one: about 2 min and
+#      3.4 GB with -DCOLLAPSE.
 # One line per result. Usage: spin.sh [MODEL]; MODEL defaults to the one in the
 # source tree. Needs spin and gcc (scripts/bootstrap installs both).
 set -euo pipefail
@@ -32,10 +37,11 @@ check() {
   # -DSAFETY: assertions only (the property is an assert); MEMLIM in MB keeps
   # a runaway state space from taking the machine's memory (the safe run
   # needs about 350 MB).
-  (cd "$dir" && gcc -O2 -DSAFETY -DMEMLIM=3072 -o pan pan.c >gcc.out 2>&1) || {
+  # CCFLAGS and PANFLAGS (environment of the call) for the big searches.
+  (cd "$dir" && gcc -O2 -DSAFETY ${CCFLAGS:--DMEMLIM=3072} -o pan pan.c >gcc.out 2>&1) || {
     cat "$dir/gcc.out"; echo "model-spin: $name: gcc failed" >&2; exit 1; }
   # -m: a search depth that the safe run never reaches (it needs about 16000).
-  (cd "$dir" && ./pan -m1000000 >pan.out 2>&1) || true
+  (cd "$dir" && ./pan ${PANFLAGS:--m1000000} >pan.out 2>&1) || true
 }
 
 field() { # NAME REGEX: the first match of an extended regex in NAME's output
@@ -88,5 +94,46 @@ else
   echo "model-spin: CLAIM_NO_FAILOVER: FAILED: failover is never reached, the safe result is vacuous"
   fail=1
 fi
+
+# must_hold NAME FLAGS...: complete search, no error.
+must_hold() {
+  local name=$1 e
+  check "$@"
+  e=$(errors "$name")
+  if [ "$e" = 0 ] && ! grep -Eq 'Search not completed|max search depth too small|out of memory' "$work/$name/pan.out"; then
+    echo "model-spin: ${*:2}: errors: 0, search complete ($(summary "$name"))"
+  else
+    cat "$work/$name/pan.out"
+    echo "model-spin: ${*:2}: FAILED (errors: ${e:-?}, or the search did not complete)"
+    fail=1
+  fi
+}
+
+# must_break NAME FLAGS...: spin finds two nodes running SQL.
+must_break() {
+  local name=$1 e
+  check "$@"
+  e=$(errors "$name")
+  if [ "${e:-0}" -gt 0 ] && grep -q 'assertion violated.*sql0' "$work/$name/pan.out"; then
+    echo "model-spin: ${*:2}: errors: $e, two nodes run SQL ($(summary "$name"))"
+  else
+    cat "$work/$name/pan.out"
+    echo "model-spin: ${*:2}: FAILED: spin found no violation of the finding"
+    fail=1
+  fi
+}
+
+# Finding 1: a remediator the fencing node does not ask.
+must_break stale-peers -DSTALE_PEERS
+CCFLAGS="-DCOLLAPSE -DMEMLIM=14000" PANFLAGS="-m3000000 -w27" \
+  must_hold stale-peers-fixed -DSTALE_PEERS -DLEADER_IN_PEERS
+# Finding 2: a lagging watch (fix: the fresh read before acting).
+must_break watch-lag -DWATCH_LAG
+CCFLAGS="-DCOLLAPSE -DMEMLIM=14000" PANFLAGS="-m3000000 -w27" \
+  must_hold watch-lag-fixed -DWATCH_LAG -DREREAD_BEFORE_ACT
+# Finding 4: a clean stop that disarmed before unfencing was acknowledged.
+must_break agent-restart -DAGENT_RESTART
+CCFLAGS="-DCOLLAPSE -DMEMLIM=14000" PANFLAGS="-m3000000 -w27" \
+  must_hold agent-restart-fixed -DAGENT_RESTART -DFENCED_FALSE_FIRST
 
 exit $fail

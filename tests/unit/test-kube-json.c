@@ -430,6 +430,25 @@ START_TEST(test_lease_write_args) {
     BAD_ANNOTATION("a/b/c", "v");
     BAD_ANNOTATION(KUBE_JSON_ANN_FENCED_UNTIL, NULL);
     BAD_ANNOTATION(KUBE_JSON_ANN_FENCED_UNTIL, "bad \xc0\x80 utf8");
+    /* edgewarden.io/peers of 256 longest node names fits; a byte more does not. */
+    {
+        char *peers = repeat('n', KUBE_JSON_ANNOTATION_MAX_BYTES, "");
+        char *too_long = repeat('n', KUBE_JSON_ANNOTATION_MAX_BYTES + 1, "");
+        const struct kube_json_annotation fits[] = {{KUBE_JSON_ANN_PEERS, peers}};
+        struct kube_json_lease_write big = w;
+        struct kube_json_lease back;
+        char *body = NULL;
+
+        ck_assert_uint_ge(KUBE_JSON_ANNOTATION_MAX_BYTES, 256 * 253 + 255);
+        big.annotations = fits;
+        big.n_annotations = 1;
+        ck_assert_int_eq(kube_json_lease_write_body(&big, &body), 0);
+        ck_assert_int_eq(kube_json_lease_parse(body, strlen(body), &back, NULL), 0);
+        free(body);
+        BAD_ANNOTATION(KUBE_JSON_ANN_PEERS, too_long);
+        free(too_long);
+        free(peers);
+    }
 #undef BAD_ANNOTATION
 #undef BAD_WRITE
     ck_assert_int_eq(kube_json_lease_write_body(NULL, &out), -EINVAL);
@@ -1048,6 +1067,26 @@ START_TEST(test_fixture_lists) {
     kube_json_node_free(&n);
     kube_json_list_free(&l);
     free(text);
+
+    /* The remediator's list of heartbeat Leases: one fenced agent naming its
+     * peers, one unfenced that names none. */
+    text = slurp("list-leases.json", &len);
+    ck_assert_int_eq(kube_json_list_parse(text, len, &l, NULL), 0);
+    ck_assert_uint_eq(l.n_items, 2);
+    {
+        struct kube_json_lease a, b;
+        ck_assert_int_eq(kube_json_lease_from_json(json_array_get(l.items, 0), &a, NULL), 0);
+        ck_assert_int_eq(kube_json_lease_from_json(json_array_get(l.items, 1), &b, NULL), 0);
+        ck_assert_str_eq(a.holder, "edge-01");
+        ck_assert(a.fenced && !b.fenced);
+        ck_assert_str_eq(a.peer_address, "10.0.0.5:9808");
+    }
+    ck_assert_int_eq(kube_json_lease_names_peer(json_array_get(l.items, 0), "edge-02"), 1);
+    ck_assert_int_eq(kube_json_lease_names_peer(json_array_get(l.items, 0), "edge-03"), 1);
+    ck_assert_int_eq(kube_json_lease_names_peer(json_array_get(l.items, 0), "edge-04"), 0);
+    ck_assert_int_eq(kube_json_lease_names_peer(json_array_get(l.items, 1), "edge-01"), -ENOENT);
+    kube_json_list_free(&l);
+    free(text);
 }
 END_TEST
 
@@ -1355,6 +1394,57 @@ START_TEST(test_lease_failover_pods_cut) {
     ck_assert_int_eq(kube_json_lease_parse(s, strlen(s), &l, NULL), 0);
     ck_assert_uint_eq(strlen(l.failover_pods), KUBE_JSON_PODS_SIZE - 1);
     ck_assert(!memcmp(l.failover_pods, pods, KUBE_JSON_PODS_SIZE - 1));
+}
+END_TEST
+
+/* edgewarden.io/peers: whom a fencing agent's roll call asks; the
+ * remediator looks for its own node name in it, exactly. */
+START_TEST(test_lease_names_peer) {
+    static const struct {
+        const char *annotations; /* the metadata.annotations object, or NULL */
+        const char *peer;
+        int want;
+    } cases[] = {
+        {"{\"edgewarden.io/peers\": \"node-a,node-b,node-c\"}", "node-a", 1},
+        {"{\"edgewarden.io/peers\": \"node-a,node-b,node-c\"}", "node-b", 1},
+        {"{\"edgewarden.io/peers\": \"node-a,node-b,node-c\"}", "node-c", 1},
+        {"{\"edgewarden.io/peers\": \"node-a\"}", "node-a", 1},
+        /* Exact names only: no prefix, suffix or substring. */
+        {"{\"edgewarden.io/peers\": \"node-a,node-b\"}", "node", 0},
+        {"{\"edgewarden.io/peers\": \"node-a,node-b\"}", "node-a,node-b", 0},
+        {"{\"edgewarden.io/peers\": \"node-ab\"}", "node-a", 0},
+        {"{\"edgewarden.io/peers\": \"xnode-a\"}", "node-a", 0},
+        {"{\"edgewarden.io/peers\": \"node-a \"}", "node-a", 0},
+        /* Empty: present, names nobody (a node that knew no live peer). */
+        {"{\"edgewarden.io/peers\": \"\"}", "node-a", 0},
+        {"{\"edgewarden.io/peers\": \",,\"}", "node-a", 0},
+        {"{\"edgewarden.io/peers\": \",node-a,\"}", "node-a", 1},
+        /* Absent or not a string: an agent that does not say. */
+        {"{}", "node-a", -ENOENT},
+        {"{\"edgewarden.io/peers\": [\"node-a\"]}", "node-a", -ENOENT},
+        {"{\"edgewarden.io/peers\": null}", "node-a", -ENOENT},
+        {"[]", "node-a", -ENOENT},
+        {NULL, "node-a", -ENOENT},
+        {"{\"edgewarden.io/peers\": \"node-a\"}", "", -EINVAL},
+    };
+    char text[512];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *lease;
+        int n = cases[i].annotations
+                    ? snprintf(text, sizeof(text), "{\"metadata\": {\"annotations\": %s}}",
+                               cases[i].annotations)
+                    : snprintf(text, sizeof(text), "{\"metadata\": {}}");
+
+        ck_assert_int_lt(n, (int)sizeof(text));
+        lease = json_loads(text, 0, NULL);
+        ck_assert_ptr_nonnull(lease);
+        ck_assert_msg(kube_json_lease_names_peer(lease, cases[i].peer) == cases[i].want,
+                      "case %zu (%s, %s): got %d, want %d", i, text, cases[i].peer,
+                      kube_json_lease_names_peer(lease, cases[i].peer), cases[i].want);
+        json_decref(lease);
+    }
+    ck_assert_int_eq(kube_json_lease_names_peer(NULL, "node-a"), -EINVAL);
 }
 END_TEST
 
@@ -2180,6 +2270,7 @@ int main(void) {
     tcase_add_test(tc, test_lease_long_fields);
     tcase_add_test(tc, test_lease_failover_pods_cut);
     tcase_add_test(tc, test_lease_renew_us);
+    tcase_add_test(tc, test_lease_names_peer);
     tcase_add_test(tc, test_lease_args);
     tcase_add_test(tc, test_lease_from_json_null);
     tcase_add_test(tc, test_pod_owner);

@@ -44,10 +44,11 @@ enum fact {
     OOS = 1 << 6,     /* out_of_service */
     RENEWED = 1 << 7, /* agent_renewed_since */
     QUORUM = 1 << 8,  /* quorum */
+    ASKED = 1 << 9,   /* asks_remediator: its roll call asks this remediator */
 };
 
 /* A healthy fenced SQL node, and the same node once it went dark. */
-#define ALIVE (SQL | AGENT | FENCED | NODE | READY | KUBELET | QUORUM)
+#define ALIVE (SQL | AGENT | FENCED | NODE | READY | KUBELET | QUORUM | ASKED)
 #define DOWN  (ALIVE & ~READY)
 
 struct row {
@@ -155,6 +156,22 @@ static const struct row rows[] = {
     {"assumeDeadAfter shorter than the Lease: agent gone is still required", DOWN & ~FENCED, 5000,
      AGENT_GONE, OUT_OF_SERVICE, true, true, 0, NEVER, "NodeAssumedDead"},
 
+    /* Fenced, but its roll call does not ask this remediator (a remediator
+     * elected after the node last renewed, or an agent that does not say
+     * whom it asks): the node may still feed its watchdog on its peers'
+     * outage verdict, so its deadline does not bind; only the safe taint,
+     * or assumeDeadAfter. */
+    {"fenced, remediator not asked, at the agent's expiry", DOWN & ~ASKED, 0, AGENT_GONE, UNFENCED,
+     false, false, 0, NEVER, "RemediatorNotAskedByNode"},
+    {"fenced, remediator not asked, long after the deadline", DOWN & ~ASKED, 0, 10 * DEADLINE,
+     UNFENCED, false, false, 0, NEVER, "RemediatorNotAskedByNode"},
+    {"fenced, remediator not asked, assumeDeadAfter 60 s: next look at it", DOWN & ~ASKED, 60000,
+     DEADLINE, UNFENCED, false, false, 0, SEEN + 60000, "RemediatorNotAskedByNode"},
+    {"fenced, remediator not asked, assumeDeadAfter 60 s reached", DOWN & ~ASKED, 60000,
+     SEEN + 60000, OUT_OF_SERVICE, true, true, 0, NEVER, "NodeAssumedDead"},
+    {"asked but unfenced: asking changes nothing", DOWN & ~FENCED, 0, DEADLINE, UNFENCED, false,
+     false, 0, NEVER, "NodeNotFenced"},
+
     /* Out-of-service is on: lift it only for a Ready node whose agent is
      * live again and renewed since; keep it otherwise, force-deleting the SQL
      * pods while the node is down. (Without quorum: test_no_action_without_quorum.) */
@@ -197,13 +214,14 @@ static struct remedy_view view_of(unsigned facts) {
         .out_of_service = facts & OOS,
         .agent_renewed_since = facts & RENEWED,
         .quorum = facts & QUORUM,
+        .asks_remediator = facts & ASKED,
     };
 }
 
 /* "SQL|AGENT|..." for a failure message; one static buffer. */
 static const char *facts_text(unsigned facts) {
-    static const char *const names[] = {"SQL",     "AGENT", "FENCED",  "NODE",  "READY",
-                                        "KUBELET", "OOS",   "RENEWED", "QUORUM"};
+    static const char *const names[] = {"SQL",     "AGENT", "FENCED",  "NODE",   "READY",
+                                        "KUBELET", "OOS",   "RENEWED", "QUORUM", "ASKED"};
     static char buf[96];
     size_t len = 0;
 
@@ -254,7 +272,8 @@ END_TEST
 /* Walk a node through time, every millisecond: the decision changes exactly
  * at the next_ms the previous look announced, and never between. */
 START_TEST(test_next_is_exact) {
-    static const unsigned cases[] = {DOWN, ALIVE, DOWN & ~FENCED, ALIVE & ~KUBELET, ALIVE | OOS};
+    static const unsigned cases[] = {DOWN,        ALIVE,        DOWN & ~FENCED, ALIVE & ~KUBELET,
+                                     ALIVE | OOS, DOWN & ~ASKED};
     static const uint64_t assume[] = {0, 20000, 60000};
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
@@ -324,13 +343,33 @@ END_TEST
  * look at quorum, so without quorum it still returns LIFT (the taint is
  * removed) and KEEP with force_delete (SQL pods are force-deleted), and
  * agent/cluster.c acts on both. Every node, every time: no action. */
+/* docs/model/README.md, finding 1: a node's fencing deadline binds only the
+ * remediators its roll call asks. Every combination of facts without ASKED,
+ * at every boundary, without assumeDeadAfter: never a new out-of-service. */
+START_TEST(test_unasked_remediator_never_fences) {
+    static const uint64_t times[] = {SEEN, AGENT_GONE, KUBELET_OLD, DEADLINE, 10 * DEADLINE};
+    struct remedy_config c = {.fence_margin_ms = MARGIN, .node_lease_stale_ms = STALE};
+
+    for (unsigned facts = 0; facts < ASKED; facts++)
+        for (size_t t = 0; t < sizeof(times) / sizeof(times[0]); t++) {
+            struct remedy_view v = view_of(facts);
+            struct remedy_decision d;
+
+            remedy_decide(&c, &v, times[t], &d);
+            if (!v.out_of_service && d.verdict == REMEDY_OUT_OF_SERVICE)
+                ck_abort_msg("%s at %" PRIu64 ": out-of-service by a remediator not asked",
+                             facts_text(facts), times[t]);
+        }
+}
+END_TEST
+
 START_TEST(test_no_action_without_quorum) {
     static const uint64_t times[] = {SEEN, AGENT_GONE - 1, AGENT_GONE, DEADLINE, 10 * DEADLINE};
     static const uint64_t assume[] = {0, 20000};
     char lift[128] = "", force[128] = "", other[128] = "";
     size_t n = 0;
 
-    for (unsigned facts = 0; facts < 2 * OOS + 2 * RENEWED; facts++) {
+    for (unsigned facts = 0; facts < 2 * ASKED; facts++) {
         if (facts & QUORUM)
             continue;
         for (size_t t = 0; t < sizeof(times) / sizeof(times[0]); t++)
@@ -400,6 +439,7 @@ int main(void) {
     tcase_add_loop_test(tc, test_decide, 0, sizeof(rows) / sizeof(rows[0]));
     tcase_add_test(tc, test_next_is_exact);
     tcase_add_test(tc, test_deadline_parts);
+    tcase_add_test(tc, test_unasked_remediator_never_fences);
     tcase_add_test(tc, test_no_action_without_quorum);
     tcase_add_test(tc, test_names);
     suite_add_tcase(s, tc);
