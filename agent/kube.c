@@ -743,6 +743,25 @@ static void sync_node_condition(struct kube *k, const struct aggregate *a) {
     channel_started(k, ch);
 }
 
+/* The node shows the NoSchedule quarantine: a policy whose quarantine waits
+ * for it starts its clock now. */
+static void quarantine_on_node(struct kube *k) {
+    bool started = false;
+
+    for (struct kube_slot *s = k->slots; s; s = s->next) {
+        struct policy_actions more;
+
+        if (s->gone || !policy_quarantine_awaits_taint(&s->policy))
+            continue;
+        if (policy_on_action_result(&s->policy, POLICY_ACTION_TAINT_NOSCHEDULE, 0, now_ms(k),
+                                    &more) == 0)
+            handle_actions(s, &more);
+        started = true;
+    }
+    if (started)
+        arm_timer(k); /* its end is a new deadline */
+}
+
 static void sync_taint(struct kube *k, const struct aggregate *a) {
     struct channel *ch = &k->ch[CH_TAINT];
     if (!k->have_node)
@@ -758,6 +777,8 @@ static void sync_taint(struct kube *k, const struct aggregate *a) {
     }
     if (!changed) {
         channel_converged(ch);
+        if (a->taint == POLICY_TAINT_NOSCHEDULE)
+            quarantine_on_node(k);
         return;
     }
     channel_supersede(ch, (int)a->taint);
@@ -1821,6 +1842,7 @@ int kube_new(uv_loop_t *loop, const struct kube_options *o, struct kube **out, c
     k->loop = loop;
     k->o = *o;
     k->pcfg = o->policy;
+    k->pcfg.quarantine_from_ack = true; /* the quarantine counts from its taint on the node */
     k->request_timeout_ms = o->request_timeout_ms;
     k->lease_duration_ms = o->lease_duration_ms ? o->lease_duration_ms : 40000;
     k->lease_renew_ms = o->lease_renew_ms ? o->lease_renew_ms : 10000;

@@ -310,6 +310,7 @@ static void enter_quarantine(struct policy *p, struct policy_actions *out, uint6
         } else {
             p->desired.taint = POLICY_TAINT_NOSCHEDULE;
             p->quarantine_running = true;
+            p->quarantine_on_node = false;
             p->quarantine_until_ms = add_saturating(now_ms, p->config.quarantine_ms);
             push(p, out, POLICY_ACTION_TAINT_NOSCHEDULE, POLICY_STATUS_UNSET, EV_QUARANTINED,
                  "quarantine for %s s %s", seconds, after);
@@ -325,7 +326,13 @@ static void enter_quarantine(struct policy *p, struct policy_actions *out, uint6
 
 static bool quarantine_may_lift(const struct policy *p) {
     return p->desired.taint == POLICY_TAINT_NOSCHEDULE && p->quarantine_running &&
+           (!p->config.quarantine_from_ack || p->quarantine_on_node) &&
            (!p->target_present || p->health == HEALTH_HEALTHY);
+}
+
+bool policy_quarantine_awaits_taint(const struct policy *p) {
+    return p->config.quarantine_from_ack && p->desired.taint == POLICY_TAINT_NOSCHEDULE &&
+           p->quarantine_running && !p->quarantine_on_node;
 }
 
 /* The failed spell is over: pending escalation is dropped. */
@@ -528,6 +535,11 @@ int policy_on_action_result(struct policy *p, enum policy_action_kind kind, int 
         return -EINVAL;
     begin(p, out, now_ms);
     p->last_result[kind] = result;
+    if (kind == POLICY_ACTION_TAINT_NOSCHEDULE && result == 0 &&
+        policy_quarantine_awaits_taint(p)) {
+        p->quarantine_on_node = true;
+        p->quarantine_until_ms = add_saturating(now_ms, p->config.quarantine_ms);
+    }
     if (kind != POLICY_ACTION_ACQUIRE_BUDGET)
         return finish(p, out, now_ms);
 
@@ -585,6 +597,7 @@ int policy_reconcile_start(struct policy *p, const struct policy_observed *obs, 
     if (d->taint == POLICY_TAINT_NOSCHEDULE) {
         /* When the quarantine began is unknown: the cooldown restarts. */
         p->quarantine_running = true;
+        p->quarantine_on_node = true; /* observed there */
         p->quarantine_until_ms = add_saturating(now_ms, p->config.quarantine_ms);
     }
     if (p->failing && d->taint == POLICY_TAINT_NOEXECUTE)

@@ -90,10 +90,16 @@ struct policy_actions {
 /* Every delay counts from the start of an unbroken failed spell, except
  * quarantine_ms (from recovery) and budget_retry_ms (from the refusal). */
 struct policy_config {
-    uint64_t relocate_after_ms;     /* failed this long -> NoExecute; default 30000 */
-    uint64_t restart_allowance_ms;  /* engine gone this long -> NoExecute; default 20000 */
-    uint64_t budget_retry_ms;       /* refused budget asked again after; default 5000, > 0 */
-    uint64_t quarantine_ms;         /* NoSchedule after a NoExecute recovery; default 300000 */
+    uint64_t relocate_after_ms;    /* failed this long -> NoExecute; default 30000 */
+    uint64_t restart_allowance_ms; /* engine gone this long -> NoExecute; default 20000 */
+    uint64_t budget_retry_ms;      /* refused budget asked again after; default 5000, > 0 */
+    uint64_t quarantine_ms;        /* NoSchedule after a NoExecute recovery; default 300000 */
+    /* The quarantine's clock starts when the reporter says the NoSchedule
+     * taint is on the node (policy_on_action_result(TAINT_NOSCHEDULE, 0)),
+     * not at the decision, and it cannot end before: an API outage longer
+     * than the quarantine must not lift a quarantine that never was. The
+     * Kubernetes reporter sets it; default false (the clock starts at once). */
+    bool quarantine_from_ack;
     uint64_t event_dedup_window_ms; /* same Event reason not re-emitted within; default 60000 */
     bool evict_enabled;             /* default false */
     uint64_t evict_after_ms;        /* failed this long and tainted -> EVICT_POD; default 60000 */
@@ -149,6 +155,7 @@ struct policy {
     uint64_t budget_retry_at_ms;
     bool budget_wait_announced;
     bool quarantine_running;
+    bool quarantine_on_node; /* the NoSchedule taint was acknowledged (quarantine_from_ack) */
     uint64_t quarantine_until_ms;
     /* bookkeeping */
     struct policy_event_seen events_seen[POLICY_EVENT_HISTORY];
@@ -198,6 +205,8 @@ int policy_tick(struct policy *p, uint64_t now_ms, struct policy_actions *out);
 /* The reporter's answer to an action: 0 or -errno. For ACQUIRE_BUDGET, 0 is
  * the grant (then the taint) and any error a refusal (retry after
  * budget_retry_ms); a grant the policy no longer needs is given back at once.
+ * For TAINT_NOSCHEDULE, 0 says the quarantine taint is on the node: with
+ * quarantine_from_ack its clock starts then (a repeated one is ignored).
  * Other kinds are only recorded (policy_last_result()): the reporter retries
  * them towards policy_desired(). -EINVAL for an unknown kind or result > 0. */
 int policy_on_action_result(struct policy *p, enum policy_action_kind kind, int result,
@@ -218,6 +227,9 @@ uint64_t policy_next_deadline_ms(const struct policy *p);
 
 /* The desired state, borrowed from p. */
 const struct policy_desired *policy_desired(const struct policy *p);
+/* The quarantine waits for the reporter to say its taint is on the node
+ * (quarantine_from_ack): the reporter reports TAINT_NOSCHEDULE once it is. */
+bool policy_quarantine_awaits_taint(const struct policy *p);
 /* The last result reported for kind, 0 before any; -EINVAL for an unknown kind. */
 int policy_last_result(const struct policy *p, enum policy_action_kind kind);
 

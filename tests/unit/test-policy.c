@@ -656,6 +656,72 @@ START_TEST(test_desired_state) {
 }
 END_TEST
 
+/* quarantine_from_ack (the Kubernetes reporter's setting): the quarantine
+ * counts from the moment the reporter says its NoSchedule taint is on the
+ * node, and cannot end before. An API outage longer than the quarantine
+ * must not lift a quarantine the API server never showed (the replacement
+ * would be free to land on the failed node again). */
+START_TEST(test_quarantine_from_ack) {
+    struct policy_config c;
+    struct policy p;
+    const struct policy_desired *d;
+
+    policy_config_default(&c);
+    c.quarantine_from_ack = true;
+    ck_assert_int_eq(policy_init(&p, &c, 0), 0);
+    d = policy_desired(&p);
+    ck_assert_int_eq(policy_on_health(&p, HEALTH_FAILED, "CrashLoop", "3 restarts", 1000, &out), 0);
+    ck_assert_int_eq(policy_on_action_result(&p, POLICY_ACTION_ACQUIRE_BUDGET, 0, 1000, &out), 0);
+    ck_assert_int_eq(d->taint, POLICY_TAINT_NOEXECUTE);
+    ck_assert(!policy_quarantine_awaits_taint(&p));
+    /* an acknowledgement of NoSchedule before any quarantine means nothing */
+    ck_assert_int_eq(policy_on_action_result(&p, POLICY_ACTION_TAINT_NOSCHEDULE, 0, 1500, &out), 0);
+
+    ck_assert_int_eq(policy_on_health(&p, HEALTH_HEALTHY, "ProbesPassing", "ok", 9000, &out), 0);
+    ck_assert_int_eq(d->taint, POLICY_TAINT_NOSCHEDULE);
+    ck_assert(policy_quarantine_awaits_taint(&p));
+    /* The API server is down: far past quarantine_ms, nothing is lifted
+     * and no deadline is due. */
+    ck_assert_int_eq(policy_tick(&p, 9000 + c.quarantine_ms + 60000, &out), 0);
+    ck_assert_int_eq(d->taint, POLICY_TAINT_NOSCHEDULE);
+    ck_assert_uint_eq(policy_next_deadline_ms(&p), UINT64_MAX);
+    /* A failed write is not an acknowledgement. */
+    ck_assert_int_eq(
+        policy_on_action_result(&p, POLICY_ACTION_TAINT_NOSCHEDULE, -ECONNREFUSED, 400000, &out),
+        0);
+    ck_assert(policy_quarantine_awaits_taint(&p));
+    /* The taint lands at 500000: the whole quarantine from there. */
+    ck_assert_int_eq(policy_on_action_result(&p, POLICY_ACTION_TAINT_NOSCHEDULE, 0, 500000, &out),
+                     0);
+    ck_assert(!policy_quarantine_awaits_taint(&p));
+    ck_assert_uint_eq(policy_next_deadline_ms(&p), 500000 + c.quarantine_ms);
+    /* A second acknowledgement does not move it. */
+    ck_assert_int_eq(policy_on_action_result(&p, POLICY_ACTION_TAINT_NOSCHEDULE, 0, 600000, &out),
+                     0);
+    ck_assert_uint_eq(policy_next_deadline_ms(&p), 500000 + c.quarantine_ms);
+    ck_assert_int_eq(policy_tick(&p, 500000 + c.quarantine_ms - 1, &out), 0);
+    ck_assert_int_eq(d->taint, POLICY_TAINT_NOSCHEDULE);
+    ck_assert_int_eq(policy_tick(&p, 500000 + c.quarantine_ms, &out), 0);
+    ck_assert_int_eq(d->taint, POLICY_TAINT_NONE);
+
+    /* A quarantine found on the node at start is on the node: its clock
+     * runs from the reconciliation without an acknowledgement. */
+    {
+        struct policy q;
+        struct policy_observed obs = {.pod_ready = POLICY_STATUS_TRUE,
+                                      .node_condition = POLICY_STATUS_FALSE,
+                                      .taint = POLICY_TAINT_NOSCHEDULE};
+        ck_assert_int_eq(policy_init(&q, &c, 0), 0);
+        ck_assert_int_eq(policy_on_health(&q, HEALTH_HEALTHY, "ProbesPassing", "ok", 1000, &out),
+                         0);
+        ck_assert_int_eq(policy_reconcile_start(&q, &obs, 1000, &out), 0);
+        ck_assert(!policy_quarantine_awaits_taint(&q));
+        ck_assert_int_eq(policy_tick(&q, 1000 + c.quarantine_ms, &out), 0);
+        ck_assert_int_eq(policy_desired(&q)->taint, POLICY_TAINT_NONE);
+    }
+}
+END_TEST
+
 START_TEST(test_transition_input) {
     struct policy p;
     ck_assert_int_eq(policy_init(&p, NULL, 0), 0);
@@ -977,6 +1043,7 @@ int main(void) {
     TCase *tc = tcase_create("core");
     tcase_add_loop_test(tc, test_timeline, 0, sizeof(timelines) / sizeof(timelines[0]));
     tcase_add_test(tc, test_desired_state);
+    tcase_add_test(tc, test_quarantine_from_ack);
     tcase_add_test(tc, test_transition_input);
     tcase_add_test(tc, test_bad_input_changes_nothing);
     tcase_add_test(tc, test_texts_bounded_and_utf8_safe);
