@@ -751,7 +751,8 @@ static void quarantine_on_node(struct kube *k) {
     for (struct kube_slot *s = k->slots; s; s = s->next) {
         struct policy_actions more;
 
-        if (s->gone || !policy_quarantine_awaits_taint(&s->policy))
+        /* Gone slots too: an orphan slot winds a quarantine down. */
+        if (!policy_quarantine_awaits_taint(&s->policy))
             continue;
         if (policy_on_action_result(&s->policy, POLICY_ACTION_TAINT_NOSCHEDULE, 0, now_ms(k),
                                     &more) == 0)

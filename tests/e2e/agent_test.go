@@ -28,6 +28,7 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
@@ -360,10 +361,14 @@ func TestAgentStaticLadder(t *testing.T) {
 	a := e.startAgent(agentCfg{node: node, target: s.listen, kubeconfig: e.agentKubeconfig(), relocateAfter: "2s", quarantine: "4s"})
 
 	e.waitNode("condition SQLEdgeUnhealthy=False (healthy)", node, 30*time.Second, condIs(harness.NodeCondition, corev1.ConditionFalse))
-	lease, err := e.client.CoordinationV1().Leases(agentNS).Get(e.ctx, "edgewarden-"+node, metav1.GetOptions{})
-	if err != nil {
-		t.Fatalf("heartbeat Lease: %v", err)
-	}
+	// The Lease is created by the first heartbeat, which may come a few
+	// milliseconds after the condition.
+	var lease *coordinationv1.Lease
+	e.waitFor("the heartbeat Lease", 10*time.Second, func() (bool, error) {
+		l, err := e.client.CoordinationV1().Leases(agentNS).Get(e.ctx, "edgewarden-"+node, metav1.GetOptions{})
+		lease = l
+		return err == nil, nil
+	})
 	if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != node {
 		t.Errorf("Lease holderIdentity = %v, want %s", lease.Spec.HolderIdentity, node)
 	}

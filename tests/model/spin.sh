@@ -60,80 +60,59 @@ errors() { field "$1" 'errors: [0-9]+' | awk '{print $2}'; }
 
 fail=0
 
-check safe
-e=$(errors safe)
-if [ "$e" = 0 ] && ! grep -Eq 'Search not completed|max search depth too small|out of memory' "$work/safe/pan.out"; then
-  echo "model-spin: protocol as documented: errors: 0, search complete ($(summary safe))"
-else
-  cat "$work/safe/pan.out"
-  if [ -f "$work/safe/edgewarden.pml.trail" ]; then
-    echo "model-spin: the end of the counterexample (spin -t):"
-    (cd "$work/safe" && spin -t edgewarden.pml | grep -v '^#processes' | tail -n 60) || true
-  fi
-  echo "model-spin: protocol as documented: FAILED (errors: ${e:-?}; see above)"
-  fail=1
-fi
-
-check no-fence-wait -DNO_FENCE_WAIT
-e=$(errors no-fence-wait)
-if [ "${e:-0}" -gt 0 ] && [ -f "$work/no-fence-wait/edgewarden.pml.trail" ] &&
-   grep -q 'assertion violated.*sql0' "$work/no-fence-wait/pan.out"; then
-  echo "model-spin: NO_FENCE_WAIT: errors: $e, two nodes run SQL, trail written ($(summary no-fence-wait))"
-else
-  cat "$work/no-fence-wait/pan.out"
-  echo "model-spin: NO_FENCE_WAIT: FAILED: spin found no violation without the fencing wait"
-  fail=1
-fi
-
-check claim-no-failover -DCLAIM_NO_FAILOVER
-e=$(errors claim-no-failover)
-if [ "${e:-0}" -gt 0 ] && grep -q 'assertion violated.*sql1' "$work/claim-no-failover/pan.out"; then
-  echo "model-spin: CLAIM_NO_FAILOVER: errors: $e, failover is reachable ($(summary claim-no-failover))"
-else
-  cat "$work/claim-no-failover/pan.out"
-  echo "model-spin: CLAIM_NO_FAILOVER: FAILED: failover is never reached, the safe result is vacuous"
-  fail=1
-fi
-
-# must_hold NAME FLAGS...: complete search, no error.
+# must_hold LABEL NAME FLAGS...: a complete search with no error; on failure
+# the pan output and the end of the counterexample.
 must_hold() {
-  local name=$1 e
+  local label=$1 name=$2 e
+  shift
   check "$@"
   e=$(errors "$name")
   if [ "$e" = 0 ] && ! grep -Eq 'Search not completed|max search depth too small|out of memory' "$work/$name/pan.out"; then
-    echo "model-spin: ${*:2}: errors: 0, search complete ($(summary "$name"))"
-  else
-    cat "$work/$name/pan.out"
-    echo "model-spin: ${*:2}: FAILED (errors: ${e:-?}, or the search did not complete)"
-    fail=1
+    echo "model-spin: $label: errors: 0, search complete ($(summary "$name"))"
+    return
   fi
+  cat "$work/$name/pan.out"
+  if [ -f "$work/$name/edgewarden.pml.trail" ]; then
+    echo "model-spin: the end of the counterexample (spin -t):"
+    (cd "$work/$name" && spin -t "${@:2}" edgewarden.pml | grep -v '^#processes' | tail -n 60) || true
+  fi
+  echo "model-spin: $label: FAILED (errors: ${e:-?}, or the search did not complete; see above)"
+  fail=1
 }
 
-# must_break NAME FLAGS...: spin finds two nodes running SQL.
+# must_break LABEL NAME VARIABLE FLAGS...: spin violates assert(!VARIABLE)
+# and writes a trail: sql0 for two nodes running SQL, sql1 for the claim
+# that failover never happens.
 must_break() {
-  local name=$1 e
-  check "$@"
+  local label=$1 name=$2 var=$3 e
+  shift 3
+  check "$name" "$@"
   e=$(errors "$name")
-  if [ "${e:-0}" -gt 0 ] && grep -q 'assertion violated.*sql0' "$work/$name/pan.out"; then
-    echo "model-spin: ${*:2}: errors: $e, two nodes run SQL ($(summary "$name"))"
+  if [ "${e:-0}" -gt 0 ] && [ -f "$work/$name/edgewarden.pml.trail" ] &&
+     grep -q "assertion violated.*$var" "$work/$name/pan.out"; then
+    echo "model-spin: $label: errors: $e, assert(!$var) violated, trail written ($(summary "$name"))"
   else
     cat "$work/$name/pan.out"
-    echo "model-spin: ${*:2}: FAILED: spin found no violation of the finding"
+    echo "model-spin: $label: FAILED: spin found no violation of assert(!$var)"
     fail=1
   fi
 }
 
-# Finding 1: a remediator the fencing node does not ask.
-must_break stale-peers -DSTALE_PEERS
-CCFLAGS="-DCOLLAPSE -DMEMLIM=14000" PANFLAGS="-m3000000 -w27" \
-  must_hold stale-peers-fixed -DSTALE_PEERS -DLEADER_IN_PEERS
-# Finding 2: a lagging watch (fix: the fresh read before acting).
-must_break watch-lag -DWATCH_LAG
-CCFLAGS="-DCOLLAPSE -DMEMLIM=14000" PANFLAGS="-m3000000 -w27" \
-  must_hold watch-lag-fixed -DWATCH_LAG -DREREAD_BEFORE_ACT
-# Finding 4: a clean stop that disarmed before unfencing was acknowledged.
-must_break agent-restart -DAGENT_RESTART
-CCFLAGS="-DCOLLAPSE -DMEMLIM=14000" PANFLAGS="-m3000000 -w27" \
-  must_hold agent-restart-fixed -DAGENT_RESTART -DFENCED_FALSE_FIRST
+must_hold "protocol as documented" safe
+must_break "NO_FENCE_WAIT (two nodes run SQL)" no-fence-wait sql0 -DNO_FENCE_WAIT
+must_break "CLAIM_NO_FAILOVER (failover is reachable)" claim-no-failover sql1 -DCLAIM_NO_FAILOVER
+
+# The findings whose fixes are built: the finding alone breaks safety, the
+# fix restores it (the fixes' searches are big: -DCOLLAPSE, more memory).
+big() { CCFLAGS="-DCOLLAPSE -DMEMLIM=14000" PANFLAGS="-m3000000 -w27" "$@"; }
+# 1: a remediator the fencing node does not ask (edgewarden.io/peers).
+must_break "finding 1, -DSTALE_PEERS" stale-peers sql0 -DSTALE_PEERS
+big must_hold "finding 1 fixed, -DSTALE_PEERS -DLEADER_IN_PEERS" stale-peers-fixed -DSTALE_PEERS -DLEADER_IN_PEERS
+# 2: a lagging watch (the fresh read before acting).
+must_break "finding 2, -DWATCH_LAG" watch-lag sql0 -DWATCH_LAG
+big must_hold "finding 2 fixed, -DWATCH_LAG -DREREAD_BEFORE_ACT" watch-lag-fixed -DWATCH_LAG -DREREAD_BEFORE_ACT
+# 4: a clean stop that disarmed before unfencing was acknowledged.
+must_break "finding 4, -DAGENT_RESTART" agent-restart sql0 -DAGENT_RESTART
+big must_hold "finding 4 fixed, -DAGENT_RESTART -DFENCED_FALSE_FIRST" agent-restart-fixed -DAGENT_RESTART -DFENCED_FALSE_FIRST
 
 exit $fail
