@@ -39,6 +39,11 @@
  * or a service manager usually restarts the engine within seconds, and the
  * restart must be seen as soon as it happens, not one interval later. */
 #define FAST_RESCAN_WINDOW_MS 60000
+/* A lone process taken for the engine may be a watchdog about to fork it:
+ * look for the child at the fast pace this long, so that an engine which
+ * crashes and restarts soon after its start is not mistaken for the first
+ * child (a "refinement") and its crash missed. */
+#define LONE_RESCAN_WINDOW_MS 10000
 #define FALLBACK_POLL_MS      100 /* capped by the interval */
 
 struct process_probe;
@@ -70,6 +75,7 @@ struct process_probe {
     uint64_t d_since_ms; /* loop time the engine was first seen in D */
     uint64_t restarts;
     uint64_t fast_until_ms; /* loop time until which a missing engine is looked for quickly */
+    uint64_t lone_until_ms; /* loop time until which a lone engine's child is looked for quickly */
 
     bool pidfd_usable;    /* false: foreign proc root, or the kernel said no */
     int pidfd_fail_error; /* test hook; 0 = call the kernel */
@@ -272,6 +278,8 @@ static void adopt_engine(struct process_probe *pp, const struct procfs_engine *f
         r->pid = st->pid; /* even when it is gone again before the result is assessed */
     }
     drop_watch(pp);
+    if (!found->parent_is_candidate)
+        pp->lone_until_ms = uv_now(pp->probe.loop) + LONE_RESCAN_WINDOW_MS;
     pp->engine = *st;
     pp->known = true;
     pp->ever_known = true;
@@ -396,7 +404,8 @@ static int process_check(struct probe *p) {
         pp->fast_until_ms = uv_now(p->loop) + FAST_RESCAN_WINDOW_MS;
     bool missing = r.outcome != PROBE_OK && r.outcome != PROBE_STUCK;
     probe_complete(p, &r);
-    if (gone || (missing && uv_now(p->loop) < pp->fast_until_ms))
+    bool lone = pp->known && !pp->engine_is_child && uv_now(p->loop) < pp->lone_until_ms;
+    if (gone || lone || (missing && uv_now(p->loop) < pp->fast_until_ms))
         probe_reschedule(p, min_u64(p->timing.interval_ms, RECHECK_AFTER_EXIT_MS));
     return 0;
 }

@@ -437,6 +437,69 @@ START_TEST(lone_process_then_its_child) {
 }
 END_TEST
 
+/* A lone process taken for the engine may be a watchdog that has not forked
+ * yet: its child is looked for at the fast pace, not one interval (10 s)
+ * later, so an engine that crashes and restarts within that interval is not
+ * taken for the first child and its crash missed. */
+START_TEST(lone_process_child_found_soon) {
+    int fds[2];
+    ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
+    watchdog = fork();
+    ck_assert_int_ge(watchdog, 0);
+    if (watchdog == 0) {
+        setpgid(0, 0);
+        close(fds[1]);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        prctl(PR_SET_NAME, comm);
+        char go;
+        if (read(fds[0], &go, 1) != 1)
+            _exit(1);
+        if (fork() == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            for (;;)
+                pause();
+        }
+        for (;;)
+            pause();
+    }
+    setpgid(watchdog, watchdog);
+    close(fds[0]);
+    /* The name is set right after fork: wait for it before the first check. */
+    char path[64], name[32] = "";
+    snprintf(path, sizeof(path), "/proc/%d/comm", (int)watchdog);
+    for (int i = 0; i < 500 && strncmp(name, comm, strlen(comm)); i++) {
+        FILE *f = fopen(path, "r");
+        if (f) {
+            if (!fgets(name, sizeof(name), f))
+                name[0] = '\0';
+            fclose(f);
+        }
+        usleep(10000);
+    }
+    struct process_match m = {.comm = comm};
+    struct probe *p = new_probe(&m); /* interval 10 s */
+    ck_assert(run_until(1, 5000));
+    ck_assert_int_eq(results[0].outcome, PROBE_OK);
+    ck_assert_int_eq(results[0].pid, watchdog);
+    uint64_t forked_ns = uv_hrtime();
+    ck_assert_int_eq(write(fds[1], "g", 1), 1);
+    close(fds[1]);
+    size_t n;
+    for (n = 2; n < 200; n++) {
+        ck_assert(run_until(n, 5000));
+        if (results[n - 1].pid != watchdog)
+            break;
+    }
+    const struct probe_result *r = &results[n - 1];
+    ck_assert_int_eq(r->outcome, PROBE_OK);
+    ck_assert_int_ne(r->pid, watchdog);
+    ck_assert(!r->restarted);
+    ck_assert_msg(ms_between(forked_ns, uv_hrtime()) < EVENT_NOT_CHECK_MS,
+                  "the child was found %.0f ms after the fork", ms_between(forked_ns, uv_hrtime()));
+    close_probe(p);
+}
+END_TEST
+
 START_TEST(fallback_polling) {
     pid_t engine = spawn_family(WATCHDOG_RESPAWN);
     struct process_match m = {.comm = comm};
@@ -626,6 +689,7 @@ static Suite *process_suite(void) {
     tcase_add_test(tc, zombie_reported);
     tcase_add_test(tc, absent_and_error);
     tcase_add_test(tc, lone_process_then_its_child);
+    tcase_add_test(tc, lone_process_child_found_soon);
     tcase_add_test(tc, fallback_polling);
     tcase_add_test(tc, stuck_in_d_state);
     tcase_add_test(tc, foreign_root_polled);
