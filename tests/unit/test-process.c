@@ -381,9 +381,9 @@ START_TEST(absent_and_error) {
 }
 END_TEST
 
-START_TEST(lone_process_then_its_child) {
-    /* A process alone is the engine; when it forks a same-named child, the
-     * child is, and that is not a restart (it was the watchdog all along). */
+/* Fork a lone "watchdog" that forks its same-named child only once a byte is
+ * written to the returned descriptor (close it afterwards). */
+static int spawn_lone_watchdog(void) {
     int fds[2];
     ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
     watchdog = fork();
@@ -406,6 +406,13 @@ START_TEST(lone_process_then_its_child) {
     }
     setpgid(watchdog, watchdog);
     close(fds[0]);
+    return fds[1];
+}
+
+START_TEST(lone_process_then_its_child) {
+    /* A process alone is the engine; when it forks a same-named child, the
+     * child is, and that is not a restart (it was the watchdog all along). */
+    int go = spawn_lone_watchdog();
     struct process_match m = {.comm = comm};
     struct probe_timing fast = slow_timing;
     fast.interval_ms = 20;
@@ -420,8 +427,8 @@ START_TEST(lone_process_then_its_child) {
     }
     ck_assert_int_eq(results[n_results - 1].outcome, PROBE_OK);
     ck_assert_int_eq(results[n_results - 1].pid, watchdog);
-    ck_assert_int_eq(write(fds[1], "g", 1), 1);
-    close(fds[1]);
+    ck_assert_int_eq(write(go, "g", 1), 1);
+    close(go);
     size_t from = n_results;
     for (size_t n = from + 1; n < from + 200; n++) {
         ck_assert(run_until(n, 5000));
@@ -442,28 +449,7 @@ END_TEST
  * later, so an engine that crashes and restarts within that interval is not
  * taken for the first child and its crash missed. */
 START_TEST(lone_process_child_found_soon) {
-    int fds[2];
-    ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
-    watchdog = fork();
-    ck_assert_int_ge(watchdog, 0);
-    if (watchdog == 0) {
-        setpgid(0, 0);
-        close(fds[1]);
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        prctl(PR_SET_NAME, comm);
-        char go;
-        if (read(fds[0], &go, 1) != 1)
-            _exit(1);
-        if (fork() == 0) {
-            prctl(PR_SET_PDEATHSIG, SIGKILL);
-            for (;;)
-                pause();
-        }
-        for (;;)
-            pause();
-    }
-    setpgid(watchdog, watchdog);
-    close(fds[0]);
+    int go = spawn_lone_watchdog();
     /* The name is set right after fork: wait for it before the first check. */
     char path[64], name[32] = "";
     snprintf(path, sizeof(path), "/proc/%d/comm", (int)watchdog);
@@ -482,8 +468,8 @@ START_TEST(lone_process_child_found_soon) {
     ck_assert_int_eq(results[0].outcome, PROBE_OK);
     ck_assert_int_eq(results[0].pid, watchdog);
     uint64_t forked_ns = uv_hrtime();
-    ck_assert_int_eq(write(fds[1], "g", 1), 1);
-    close(fds[1]);
+    ck_assert_int_eq(write(go, "g", 1), 1);
+    close(go);
     size_t n;
     for (n = 2; n < 200; n++) {
         ck_assert(run_until(n, 5000));
