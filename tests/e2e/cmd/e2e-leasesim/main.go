@@ -204,24 +204,16 @@ func main() {
 
 	// Create them, all workers at once.
 	t0 := time.Now()
-	work := make(chan int, *count)
-	var wg sync.WaitGroup
-	for w := 0; w < *workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				if ctx.Err() == nil {
-					s.create(req, i)
-				}
-			}
-		}()
-	}
+	work, wait := startWorkers(*workers, *count, func(i int) {
+		if ctx.Err() == nil {
+			s.create(req, i)
+		}
+	})
 	for i := 0; i < *count; i++ {
 		work <- i
 	}
 	close(work)
-	wg.Wait()
+	wait()
 	if ctx.Err() != nil {
 		return
 	}
@@ -237,19 +229,12 @@ func main() {
 	// Renew: Lease i is due at start + i*renew/count + k*renew. A ticker hands
 	// the Leases that became due to the workers; a Lease whose previous
 	// renewal is still queued or in flight is skipped (and counted).
-	work = make(chan int, *count)
-	for w := 0; w < *workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				if ctx.Err() == nil {
-					s.renew(req, i)
-				}
-				s.pending[i].Store(false)
-			}
-		}()
-	}
+	work, wait = startWorkers(*workers, *count, func(i int) {
+		if ctx.Err() == nil {
+			s.renew(req, i)
+		}
+		s.pending[i].Store(false)
+	})
 	start := time.Now()
 	step := *renew / time.Duration(*count)
 	tick := time.NewTicker(10 * time.Millisecond)
@@ -287,10 +272,27 @@ loop:
 		}
 	}
 	close(work)
-	wg.Wait()
+	wait()
 	end := time.Now()
 	line(end)
 	el := end.Sub(start).Seconds()
 	fmt.Printf("LEASESIM done renewals=%d seconds=%.1f achieved=%.1f target=%.1f errors=%d skipped=%d\n",
 		s.renewals.Load(), el, float64(s.renewals.Load())/el, target, s.errors.Load(), s.skipped.Load())
+}
+
+// startWorkers runs n goroutines that call do for every index sent on the
+// returned channel (buffered for size); close it, then call wait.
+func startWorkers(n, size int, do func(i int)) (chan<- int, func()) {
+	work := make(chan int, size)
+	var wg sync.WaitGroup
+	for w := 0; w < n; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				do(i)
+			}
+		}()
+	}
+	return work, wg.Wait
 }
