@@ -2022,11 +2022,23 @@ static int advertise_peers(struct cluster *c) {
         struct hb *h = (struct hb *)e;
         if (!peer_live_at(c, h, now) || count == MAX_PEERS)
             continue;
-        if (buf_printf(&c->peers_adv, "%s%s", count ? "," : "", h->e.name) < 0 ||
-            (!kube_json_peers_has(c->peers_sent.data, h->e.name) &&
-             buf_printf(&c->peers_sent, "%s%s", c->peers_sent.len ? "," : "", h->e.name) < 0))
+        if (buf_printf(&c->peers_adv, "%s%s", count ? "," : "", h->e.name) < 0)
             return -ENOMEM;
         count++;
+    }
+    /* Usually the last renewal was acknowledged and peers_sent is empty: a
+     * copy. After one that was not, the names it lacks are added. */
+    if (!c->peers_sent.len)
+        return buf_puts(&c->peers_sent, c->peers_adv.data) < 0 ? -ENOMEM : 0;
+    for (const char *p = c->peers_adv.data; *p;) {
+        int len = (int)strcspn(p, ",");
+        char name[KUBE_JSON_NAME_SIZE];
+
+        snprintf(name, sizeof(name), "%.*s", len, p);
+        if (!kube_json_peers_has(c->peers_sent.data, name) &&
+            buf_printf(&c->peers_sent, ",%s", name) < 0)
+            return -ENOMEM;
+        p += len + (p[len] == ',');
     }
     return 0;
 }
